@@ -1,0 +1,27 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+RUNTIME ?= node
+ARGS ?=
+NODE_MODULES_STAMP := node_modules/.package-lock.json
+
+.PHONY: run test install typecheck bench clean
+
+$(NODE_MODULES_STAMP): package.json
+	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+
+install: $(NODE_MODULES_STAMP)
+
+run: install
+ifeq ($(RUNTIME),bun)
+	./node_modules/.bin/bun src/main.ts $(ARGS)
+else
+	node --import tsx src/main.ts $(ARGS)
+endif
+
+typecheck: install
+	./node_modules/.bin/tsc -p tsconfig.json
+
+test: install
+	./node_modules/.bin/vitest run $(ARGS)
+
+clean:
+	rm -rf node_modules .test-artifacts

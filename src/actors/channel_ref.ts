@@ -1,0 +1,168 @@
+/**
+ * The main thread's handle to one Channel actor: its port, its members, and the fan-out of the
+ * bytes the channel encoded to each member's transport. It never decodes a fan-out payload.
+ */
+import type { MemoryBackplane } from '../backplane/memory_backplane.ts';
+import type { CloseCodeEntry } from '../protocol/close_codes.ts';
+import type { ClientMessage, Codec, Mode } from '../protocol/messages.ts';
+import type { ChannelInbound, ChannelOutbound } from './envelopes.ts';
+import { PortLink } from './port_link.ts';
+
+/** A connection as a channel sees it: transport-neutral (WebSocket session or in-process). */
+export interface Member {
+  readonly id: string;
+  readonly codec: Codec;
+  readonly mode: Mode;
+  deliver(bytes: Uint8Array): void;
+  closeWith(close: CloseCodeEntry): void;
+}
+
+export type ChannelState = 'starting' | 'ready' | 'stopping' | 'stopped';
+
+export interface ChannelRefEvents {
+  channelReady(ref: ChannelRef): void;
+  storeConflict(ref: ChannelRef, message: string): void;
+}
+
+export class ChannelRef {
+  readonly codespace: string;
+  state: ChannelState = 'starting';
+  /** Thread id of the worker hosting the actor (0: in-process); -1 until it is ready. */
+  thread = -1;
+  /** When the last member left (ms since epoch), or null while it has members. */
+  emptySince: number | null;
+  lastHeartbeatAck = 0;
+  restarts = 0;
+  readonly #members = new Map<string, Member>();
+  readonly #store: MemoryBackplane;
+  readonly #events: ChannelRefEvents;
+  #link: PortLink<ChannelOutbound, ChannelInbound>;
+  #endedListeners: (() => void)[] = [];
+
+  constructor(codespace: string, port: MessagePort, store: MemoryBackplane, events: ChannelRefEvents, now: number) {
+    this.codespace = codespace;
+    this.#store = store;
+    this.#events = events;
+    this.emptySince = now;
+    this.#link = this.#linkTo(port);
+  }
+
+  get size(): number {
+    return this.#members.size;
+  }
+
+  members(): IterableIterator<Member> {
+    return this.#members.values();
+  }
+
+  join(member: Member, resume: number | undefined): void {
+    this.#members.set(member.id, member);
+    this.emptySince = null;
+    this.#link.send(resume === undefined
+      ? { type: 'join', session: member.id, mode: member.mode, codec: member.codec }
+      : { type: 'join', session: member.id, mode: member.mode, codec: member.codec, resume });
+  }
+
+  leave(member: Member, now: number): void {
+    if (!this.#members.delete(member.id)) return;
+    this.#link.send({ type: 'leave', session: member.id });
+    if (this.#members.size === 0) this.emptySince = now;
+  }
+
+  forward(member: Member, msg: ClientMessage): void {
+    this.#link.send({ type: 'client', session: member.id, msg });
+  }
+
+  heartbeat(seq: number): void {
+    this.#link.send({ type: 'heartbeat', seq });
+  }
+
+  stop(): void {
+    this.state = 'stopping';
+    this.#link.send({ type: 'stop' });
+  }
+
+  /**
+   * After a crash: a fresh actor on `port` rebuilt from the store; every member gets `resync`
+   * and keeps its connection.
+   */
+  restartOn(port: MessagePort): void {
+    this.#link.close();
+    this.state = 'starting';
+    this.thread = -1;
+    this.#link = this.#linkTo(port);
+    for (const member of this.#members.values()) {
+      this.#link.send({ type: 'join', session: member.id, mode: member.mode, codec: member.codec, resync: true });
+    }
+  }
+
+  /** Ends the channel's clients with `close` (e.g. 4500 after repeated failures). */
+  closeMembers(close: CloseCodeEntry): void {
+    for (const member of [...this.#members.values()]) member.closeWith(close);
+    this.#members.clear();
+  }
+
+  /** `listener` runs when the actor's task ends next (stop, crash or worker death). */
+  onEnded(listener: () => void): void {
+    this.#endedListeners.push(listener);
+  }
+
+  markEnded(): void {
+    for (const listener of this.#endedListeners.splice(0)) listener();
+  }
+
+  detach(): void {
+    this.state = 'stopped';
+    this.#link.close();
+  }
+
+  #linkTo(port: MessagePort): PortLink<ChannelOutbound, ChannelInbound> {
+    return new PortLink<ChannelOutbound, ChannelInbound>(port, (envelope) => this.#receive(envelope));
+  }
+
+  #receive(envelope: ChannelOutbound): void {
+    switch (envelope.type) {
+      case 'to':
+        this.#members.get(envelope.session)?.deliver(envelope.data);
+        return;
+      case 'broadcast':
+        return this.#fanOut(envelope.except, envelope.json, envelope.msgpack);
+      case 'store_load':
+        this.#link.send({ type: 'store_reply', id: envelope.id, doc: this.#store.loadNow(this.codespace) });
+        return;
+      case 'store_append': {
+        const result = this.#store.commitNow(this.codespace, envelope.entry);
+        if (!result.ok) this.#events.storeConflict(this, result.message);
+        return;
+      }
+      case 'store_snapshot':
+        this.#store.saveSnapshotNow(this.codespace, envelope.text, envelope.version);
+        return;
+      case 'ready':
+        this.state = this.state === 'stopping' ? 'stopping' : 'ready';
+        this.thread = envelope.thread;
+        this.lastHeartbeatAck = Date.now();
+        this.#events.channelReady(this);
+        return;
+      case 'heartbeat_ack':
+        this.lastHeartbeatAck = Date.now();
+        return;
+      case 'stopped':
+      case 'crashed':
+        // The pool task settles too; the supervisor acts on that, once.
+        return;
+      default: {
+        const unexpected: never = envelope;
+        throw new TypeError(`unknown envelope from channel: ${JSON.stringify(unexpected)}`);
+      }
+    }
+  }
+
+  #fanOut(except: string | null, json: Uint8Array | null, msgpack: Uint8Array | null): void {
+    for (const member of this.#members.values()) {
+      if (member.id === except) continue;
+      const bytes = member.codec === 'json' ? json : msgpack;
+      if (bytes) member.deliver(bytes);
+    }
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Envelopes between threads: what the main thread (ChannelRef) and a Channel actor say to each
+ * other over the channel's MessagePort, many to a postMessage, msgpack-encoded.
+ */
+import type { ClientMessage, Codec, Mode } from '../protocol/messages.ts';
+import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
+
+/** Main thread → channel. */
+export type ChannelInbound =
+  | { type: 'join'; session: string; mode: Mode; codec: Codec; resume?: number; resync?: boolean }
+  | { type: 'leave'; session: string }
+  | { type: 'client'; session: string; msg: ClientMessage }
+  | { type: 'heartbeat'; seq: number }
+  | { type: 'stop' }
+  | { type: 'store_reply'; id: number; doc?: StoredDoc; error?: string };
+
+/** Channel → main thread. */
+export type ChannelOutbound =
+  | { type: 'ready'; version: number; thread: number }
+  /** Bytes already encoded in the session's codec. */
+  | { type: 'to'; session: string; data: Uint8Array }
+  /** One broadcast, encoded once per codec in use; null where no recipient uses that codec. */
+  | { type: 'broadcast'; except: string | null; json: Uint8Array | null; msgpack: Uint8Array | null }
+  | { type: 'heartbeat_ack'; seq: number }
+  | { type: 'store_load'; id: number }
+  | { type: 'store_append'; entry: LogEntry }
+  | { type: 'store_snapshot'; text: string; version: number }
+  | { type: 'stopped'; version: number }
+  | { type: 'crashed'; message: string };
+
+/** What the pool hands a channel host when it spawns a channel. */
+export interface SpawnTask {
+  codespace: string;
+  port: MessagePort;
+  settings: ChannelSettings;
+}
+
+export interface ChannelSettings {
+  history: number;
+  maxDocLength: number;
+}

@@ -1,0 +1,152 @@
+/**
+ * The Supervisor: the codespace → ChannelRef registry. It spawns a channel on first join (a burst
+ * of joiners shares one spawn), stops it after the last member left and a grace period, restarts
+ * it after a crash or a worker death, and drives heartbeats to channels from one timer.
+ */
+import type { MemoryBackplane } from '../backplane/memory_backplane.ts';
+import { CloseCode } from '../protocol/close_codes.ts';
+import type { ClientMessage } from '../protocol/messages.ts';
+import type { ChannelSettings, SpawnTask } from './envelopes.ts';
+import { ChannelRef, type Member } from './channel_ref.ts';
+
+export type ChannelEnd = 'stopped' | 'crashed';
+
+/** Where channels run: a worker pool, or this thread (embedding, WORKERS=0). */
+export interface Placement {
+  spawn(task: SpawnTask): Promise<ChannelEnd>;
+  close(): Promise<void>;
+}
+
+export interface SupervisorOptions {
+  placement: Placement;
+  store: MemoryBackplane;
+  settings: ChannelSettings;
+  channelGraceMs: number;
+  /** Restarts allowed within `restartWindowMs` before the codespace's clients get 4500. */
+  maxRestarts: number;
+  restartWindowMs: number;
+  log: (event: string, fields: Record<string, unknown>) => void;
+}
+
+export class Supervisor {
+  readonly #options: SupervisorOptions;
+  readonly #channels = new Map<string, ChannelRef>();
+  /** Channels told to stop; a new spawn of the same codespace waits for the old one's flush. */
+  readonly #stopping = new Map<string, Promise<unknown>>();
+  readonly #restartTimes = new Map<string, number[]>();
+  #heartbeatSeq = 0;
+  #closed = false;
+
+  constructor(options: SupervisorOptions) {
+    this.#options = options;
+  }
+
+  get channelCount(): number {
+    return this.#channels.size;
+  }
+
+  channel(codespace: string): ChannelRef | undefined {
+    return this.#channels.get(codespace);
+  }
+
+  join(member: Member, codespace: string, resume: number | undefined): ChannelRef {
+    let ref = this.#channels.get(codespace);
+    if (!ref || ref.state === 'stopping' || ref.state === 'stopped') ref = this.#spawn(codespace);
+    ref.join(member, resume);
+    return ref;
+  }
+
+  leave(member: Member, ref: ChannelRef): void {
+    ref.leave(member, Date.now());
+    if (ref.size === 0 && this.#options.channelGraceMs === 0) this.#stopChannel(ref);
+  }
+
+  forward(member: Member, ref: ChannelRef, msg: ClientMessage): void {
+    ref.forward(member, msg);
+  }
+
+  /** Called from one timer: heartbeats, and stopping channels empty for the grace period. */
+  tick(now: number): void {
+    const seq = ++this.#heartbeatSeq;
+    for (const ref of this.#channels.values()) {
+      if (ref.emptySince !== null && now - ref.emptySince >= this.#options.channelGraceMs) this.#stopChannel(ref);
+      else if (ref.state === 'ready') ref.heartbeat(seq);
+    }
+  }
+
+  /** Stops every channel (each flushes its snapshot) and waits for them. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const ref of [...this.#channels.values()]) this.#stopChannel(ref);
+    await Promise.allSettled([...this.#stopping.values()]);
+    await this.#options.placement.close();
+  }
+
+  #spawn(codespace: string): ChannelRef {
+    const { port1, port2 } = new MessageChannel();
+    const ref = new ChannelRef(codespace, port1, this.#options.store, {
+      channelReady: () => {},
+      storeConflict: (conflicted, message) => this.#options.log('store_conflict', { codespace: conflicted.codespace, message }),
+    }, Date.now());
+    this.#channels.set(codespace, ref);
+    this.#run(ref, port2);
+    return ref;
+  }
+
+  #run(ref: ChannelRef, port: MessagePort): void {
+    const task: SpawnTask = { codespace: ref.codespace, port, settings: this.#options.settings };
+    const previous = this.#stopping.get(ref.codespace);
+    const started = previous ? previous.then(() => this.#options.placement.spawn(task)) : this.#options.placement.spawn(task);
+    started.then(
+      (end) => this.#channelEnded(ref, end, end === 'crashed' ? 'channel crashed' : 'stopped'),
+      (error: unknown) => this.#channelEnded(ref, 'crashed', `worker died: ${error instanceof Error ? error.message : String(error)}`),
+    );
+  }
+
+  #stopChannel(ref: ChannelRef): void {
+    if (ref.state === 'stopping' || ref.state === 'stopped') return;
+    ref.stop();
+    if (this.#channels.get(ref.codespace) === ref) this.#channels.delete(ref.codespace);
+    const stopped = new Promise<void>((resolve) => ref.onEnded(resolve));
+    this.#stopping.set(ref.codespace, stopped);
+    void stopped.then(() => {
+      if (this.#stopping.get(ref.codespace) === stopped) this.#stopping.delete(ref.codespace);
+    });
+  }
+
+  #channelEnded(ref: ChannelRef, end: ChannelEnd, why: string): void {
+    const wasStopping = ref.state === 'stopping';
+    ref.markEnded();
+    if (end === 'stopped' || wasStopping || this.#closed) {
+      this.#restartTimes.delete(ref.codespace);
+      ref.detach();
+      if (this.#channels.get(ref.codespace) === ref) this.#channels.delete(ref.codespace);
+      return;
+    }
+    this.#options.log('channel_crashed', { codespace: ref.codespace, why, members: ref.size });
+    if (ref.size === 0 || this.#channels.get(ref.codespace) !== ref) {
+      ref.detach();
+      if (this.#channels.get(ref.codespace) === ref) this.#channels.delete(ref.codespace);
+      return;
+    }
+    if (!this.#withinRestartBudget(ref.codespace)) {
+      this.#options.log('channel_failed', { codespace: ref.codespace, why });
+      ref.closeMembers(CloseCode.channelFailed);
+      ref.detach();
+      this.#channels.delete(ref.codespace);
+      return;
+    }
+    ref.restarts++;
+    const { port1, port2 } = new MessageChannel();
+    ref.restartOn(port1);
+    this.#run(ref, port2);
+  }
+
+  #withinRestartBudget(codespace: string): boolean {
+    const now = Date.now();
+    const recent = (this.#restartTimes.get(codespace) ?? []).filter((t) => now - t < this.#options.restartWindowMs);
+    recent.push(now);
+    this.#restartTimes.set(codespace, recent);
+    return recent.length <= this.#options.maxRestarts;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * A client's view of one document: its text and version, the one change in flight and the local
+ * changes buffered behind it, rebased over remote changes as PROTOCOL.md §3 says. Pure logic,
+ * shared by the SDK and the tests; browser-safe (no Node imports).
+ */
+import type { ChangeSet, Text } from '@codemirror/state';
+import { changeSetOf, specsOf, textOf, LINE_SEPARATOR } from '../doc/text_doc.ts';
+import type { ChangeSpec, InsertValueRequest } from '../protocol/messages.ts';
+
+export interface InFlight {
+  /** As sent: in the coordinates of `baseVersion`. Resent as is after a reconnect. */
+  request: InsertValueRequest;
+  /** Rebased over remote changes seen since it was sent, in the local text's history. */
+  local: ChangeSet;
+}
+
+export class PendingDoc {
+  #text: Text;
+  #version: number;
+  #inFlight: InFlight | null = null;
+  #buffered: ChangeSet | null = null;
+  readonly #refPrefix: string;
+  #refCounter = 0;
+
+  constructor(text: string, version: number, refPrefix: string) {
+    this.#text = textOf(text);
+    this.#version = version;
+    this.#refPrefix = refPrefix;
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  get text(): string {
+    return this.#text.sliceString(0, this.#text.length, LINE_SEPARATOR);
+  }
+
+  get length(): number {
+    return this.#text.length;
+  }
+
+  get inFlight(): InFlight | null {
+    return this.#inFlight;
+  }
+
+  get hasPending(): boolean {
+    return this.#inFlight !== null || this.#buffered !== null;
+  }
+
+  /** A local edit, in the coordinates of the current local text. */
+  applyLocal(changes: readonly ChangeSpec[]): void {
+    const set = changeSetOf(changes, this.#text.length);
+    this.#text = set.apply(this.#text);
+    this.#buffered = this.#buffered ? this.#buffered.compose(set) : set;
+  }
+
+  /** The next request to send, if nothing is in flight and something is buffered. */
+  takeRequest(): InsertValueRequest | null {
+    if (this.#inFlight || !this.#buffered) return null;
+    const set = this.#buffered;
+    this.#buffered = null;
+    const request: InsertValueRequest = {
+      operation: 'insert_value',
+      changes: specsOf(set),
+      doc_length: set.length,
+      version: this.#version,
+      ref: `${this.#refPrefix}-${++this.#refCounter}`,
+    };
+    this.#inFlight = { request, local: set };
+    return request;
+  }
+
+  /** A remote change: applied over the pending ones, which are rebased over it. */
+  receiveRemote(version: number, changes: readonly ChangeSpec[], docLength: number): void {
+    if (version !== this.#version + 1) throw new RangeError(`remote version ${version} after ${this.#version}`);
+    let remote = changeSetOf(changes, docLength);
+    if (this.#inFlight) {
+      const mapped = remote.map(this.#inFlight.local, true);
+      this.#inFlight.local = this.#inFlight.local.map(remote);
+      remote = mapped;
+    }
+    if (this.#buffered) {
+      const mapped = remote.map(this.#buffered, true);
+      this.#buffered = this.#buffered.map(remote);
+      remote = mapped;
+    }
+    this.#text = remote.apply(this.#text);
+    this.#version = version;
+  }
+
+  /** The server committed the in-flight change as `version`. */
+  receiveAck(version: number, ref: string | undefined): void {
+    if (!this.#inFlight || this.#inFlight.request.ref !== ref) throw new Error(`ack for ${ref} with nothing of that ref in flight`);
+    if (version !== this.#version + 1) throw new RangeError(`ack version ${version} after ${this.#version}`);
+    this.#inFlight = null;
+    this.#version = version;
+  }
+}

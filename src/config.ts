@@ -1,0 +1,149 @@
+/**
+ * One typed configuration object. Every setting is an environment variable named for its unit,
+ * can also be given as a flag (`--ping-interval-ms 5000` or `--ping-interval-ms=5000`), has a
+ * default, and is listed by `--help`. A bad value throws a TypeError that names the setting.
+ */
+import { availableParallelism } from 'node:os';
+
+export interface Config {
+  /** TCP port to listen on; 0 picks a free one. */
+  port: number;
+  host: string;
+  /** Worker threads hosting channel actors; 0 runs every channel in-process on the main thread. */
+  workers: number;
+  pingIntervalMs: number;
+  /** 0 turns the idle timeout off. */
+  idleTimeoutMs: number;
+  maxMessageBytes: number;
+  /** UTF-16 code units. */
+  maxDocLength: number;
+  /** Versions kept for resume, rebase and `ref` deduplication. */
+  history: number;
+  allowTmp: boolean;
+  /** SharePython API base, ending in '/'; empty turns the HTTP lookup off. */
+  apiBaseUrl: string;
+  /** HS256 secret; empty turns JWT tokens off. */
+  jwtSecret: string;
+  authTimeoutMs: number;
+  /** How long a token's answer (grant or refusal) is reused. */
+  authCacheMs: number;
+  /** How long a channel with no clients stays loaded before it flushes and stops. */
+  channelGraceMs: number;
+  /** 0 means unlimited; beyond it upgrades are answered HTTP 503. */
+  maxConnections: number;
+}
+
+interface SettingSpec {
+  key: keyof Config;
+  env: string;
+  kind: 'int' | 'bool' | 'string' | 'url';
+  min?: number;
+  help: string;
+  defaultValue: () => number | boolean | string;
+}
+
+export const SETTINGS: readonly SettingSpec[] = [
+  { key: 'port', env: 'PORT', kind: 'int', min: 0, help: 'TCP port to listen on (0: any free port)', defaultValue: () => 8080 },
+  { key: 'host', env: 'HOST', kind: 'string', help: 'address to listen on', defaultValue: () => '127.0.0.1' },
+  { key: 'workers', env: 'WORKERS', kind: 'int', min: 0, help: 'worker threads for channel actors (0: in-process)', defaultValue: () => availableParallelism() },
+  { key: 'pingIntervalMs', env: 'PING_INTERVAL_MS', kind: 'int', min: 1, help: 'milliseconds between pings to each client', defaultValue: () => 25_000 },
+  { key: 'idleTimeoutMs', env: 'IDLE_TIMEOUT_MS', kind: 'int', min: 0, help: 'close a client silent this many milliseconds with 4408 (0: off)', defaultValue: () => 0 },
+  { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', kind: 'int', min: 64, help: 'largest accepted frame in bytes (1009 beyond)', defaultValue: () => 1_048_576 },
+  { key: 'maxDocLength', env: 'MAX_DOC_LENGTH', kind: 'int', min: 1, help: 'longest document in UTF-16 code units', defaultValue: () => 4_000_000 },
+  { key: 'history', env: 'HISTORY', kind: 'int', min: 1, help: 'versions kept for resume, rebase and ref deduplication', defaultValue: () => 1000 },
+  { key: 'allowTmp', env: 'ALLOW_TMP', kind: 'bool', help: 'accept tmp-<id> tokens (temporary codespaces)', defaultValue: () => true },
+  { key: 'apiBaseUrl', env: 'API_BASE_URL', kind: 'url', help: 'SharePython API base URL for token lookup (empty: off)', defaultValue: () => '' },
+  { key: 'jwtSecret', env: 'JWT_SECRET', kind: 'string', help: 'HS256 secret for JWT tokens (empty: off)', defaultValue: () => '' },
+  { key: 'authTimeoutMs', env: 'AUTH_TIMEOUT_MS', kind: 'int', min: 1, help: 'milliseconds to wait for the token lookup (1013 beyond)', defaultValue: () => 5_000 },
+  { key: 'authCacheMs', env: 'AUTH_CACHE_MS', kind: 'int', min: 0, help: 'milliseconds a token lookup answer is reused', defaultValue: () => 10_000 },
+  { key: 'channelGraceMs', env: 'CHANNEL_GRACE_MS', kind: 'int', min: 0, help: 'milliseconds an empty channel stays loaded', defaultValue: () => 30_000 },
+  { key: 'maxConnections', env: 'MAX_CONNECTIONS', kind: 'int', min: 0, help: 'most open connections (0: unlimited; HTTP 503 beyond)', defaultValue: () => 0 },
+];
+
+export function defaultConfig(): Config {
+  const config = {} as Record<string, unknown>;
+  for (const spec of SETTINGS) config[spec.key] = spec.defaultValue();
+  return config as unknown as Config;
+}
+
+function flagName(spec: SettingSpec): string {
+  return '--' + spec.env.toLowerCase().replaceAll('_', '-');
+}
+
+function parseValue(spec: SettingSpec, raw: string, origin: string): number | boolean | string {
+  const where = `${origin} (${spec.env})`;
+  switch (spec.kind) {
+    case 'int': {
+      if (!/^\d+$/.test(raw.trim())) throw new TypeError(`${where} must be a whole number, got ${JSON.stringify(raw)}`);
+      const value = Number(raw.trim());
+      if (!Number.isSafeInteger(value)) throw new TypeError(`${where} is too large: ${raw}`);
+      if (spec.min !== undefined && value < spec.min) throw new TypeError(`${where} must be at least ${spec.min}, got ${value}`);
+      if (spec.key === 'port' && value > 65535) throw new TypeError(`${where} must be at most 65535, got ${value}`);
+      return value;
+    }
+    case 'bool': {
+      const value = raw.trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+      if (['0', 'false', 'no', 'off'].includes(value)) return false;
+      throw new TypeError(`${where} must be true or false (1/0), got ${JSON.stringify(raw)}`);
+    }
+    case 'url': {
+      if (raw === '') return '';
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        throw new TypeError(`${where} must be an http(s) URL, got ${JSON.stringify(raw)}`);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`${where} must be an http(s) URL, got ${JSON.stringify(raw)}`);
+      // The lookup appends `codespace/<token>/`, so the base must end in a slash.
+      return url.href.endsWith('/') ? url.href : url.href + '/';
+    }
+    case 'string':
+      return raw;
+  }
+}
+
+/**
+ * Builds the configuration from the environment, then flags (flags win), then `overrides`
+ * (for embedding and tests). Throws a TypeError naming the first bad setting.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  argv: readonly string[] = [],
+  overrides: Partial<Config> = {},
+): Config {
+  const config = defaultConfig() as unknown as Record<string, unknown>;
+  for (const spec of SETTINGS) {
+    const raw = env[spec.env];
+    if (raw !== undefined && raw !== '') config[spec.key] = parseValue(spec, raw, `environment variable ${spec.env}`);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') continue;
+    const [name, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const spec = SETTINGS.find((s) => flagName(s) === name);
+    if (!spec) throw new TypeError(`unknown option ${name} (see --help)`);
+    const raw = inline ?? argv[++i];
+    if (raw === undefined) throw new TypeError(`option ${name} needs a value`);
+    config[spec.key] = parseValue(spec, raw, `option ${name}`);
+  }
+  Object.assign(config, overrides);
+  return config as unknown as Config;
+}
+
+export function helpText(): string {
+  const lines = [
+    'codespace: real-time collaboration server for shared code documents',
+    '',
+    'Usage: make run [ARGS="--port 9000 ..."]    or    node --import tsx src/main.ts [options]',
+    '',
+    'Every setting is an environment variable, or the flag in the first column.',
+    '',
+  ];
+  for (const spec of SETTINGS) {
+    const shown = spec.env === 'WORKERS' ? 'cores' : JSON.stringify(spec.defaultValue());
+    lines.push(`  ${flagName(spec).padEnd(22)} ${spec.env.padEnd(18)} default ${shown.padEnd(12)} ${spec.help}`);
+  }
+  return lines.join('\n');
+}

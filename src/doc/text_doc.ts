@@ -1,0 +1,202 @@
+/**
+ * One codespace's document: text, version, the history window, and the rebase of PROTOCOL.md §3.
+ * Pure logic: no I/O, no threads. The channel actor owns exactly one.
+ */
+import { ChangeSet, Text } from '@codemirror/state';
+import type { ChangeSpec, ErrorCode } from '../protocol/messages.ts';
+
+/**
+ * Line separator handed to CodeMirror. With its default, an inserted "\r\n" would count as one
+ * position; the protocol counts UTF-16 units of a plain string, so only "\n" may split lines.
+ */
+export const LINE_SEPARATOR = '\n';
+
+/** One committed version, as broadcast and as stored in the change log. */
+export interface LogEntry {
+  version: number;
+  changes: ChangeSpec[];
+  /** Length of the document at `version - 1`, the coordinates `changes` are in. */
+  docLength: number;
+  sender: string;
+  ref?: string;
+}
+
+export interface StoredDoc {
+  text: string;
+  version: number;
+  /** The most recent entries, oldest first, ending at `version`. */
+  log: LogEntry[];
+}
+
+export interface EditRequest {
+  changes: ChangeSpec[];
+  docLength?: number;
+  /** Base version; absent (SharePython clients): the current document as is. */
+  version?: number;
+  ref?: string;
+}
+
+export type PrepareResult =
+  | { kind: 'ready'; entry: LogEntry; set: ChangeSet }
+  | { kind: 'duplicate'; version: number }
+  | { kind: 'rejected'; code: ErrorCode; message: string };
+
+interface HistoryItem {
+  entry: LogEntry;
+  set: ChangeSet;
+}
+
+export function textOf(value: string): Text {
+  return Text.of(value.split(LINE_SEPARATOR));
+}
+
+export function changeSetOf(changes: readonly ChangeSpec[], docLength: number): ChangeSet {
+  return ChangeSet.of(changes as ChangeSpec[], docLength, LINE_SEPARATOR);
+}
+
+/** The broadcast form of a change set: sorted, non-overlapping specs in its base coordinates. */
+export function specsOf(set: ChangeSet): ChangeSpec[] {
+  const specs: ChangeSpec[] = [];
+  set.iterChanges((fromA, toA, _fromB, _toB, inserted) => {
+    specs.push({ from: fromA, to: toA, insert: inserted.sliceString(0, inserted.length, LINE_SEPARATOR) });
+  });
+  return specs;
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
+}
+
+function splitsSurrogatePair(text: Text, pos: number): boolean {
+  if (pos <= 0 || pos >= text.length) return false;
+  const around = text.sliceString(pos - 1, pos + 1);
+  return isHighSurrogate(around.charCodeAt(0)) && isLowSurrogate(around.charCodeAt(1));
+}
+
+/** Checks order and bounds in the base document's coordinates; returns a reason or null. */
+export function checkChangeShape(changes: readonly ChangeSpec[], baseLength: number): string | null {
+  let lastTo = 0;
+  for (let i = 0; i < changes.length; i++) {
+    const { from, to, insert } = changes[i];
+    if (from > to) return `change ${i} is reversed (from ${from} > to ${to})`;
+    if (to > baseLength) return `change ${i} ends at ${to}, past the document length ${baseLength}`;
+    if (from < lastTo) return `change ${i} overlaps or precedes the one before it`;
+    // A lone surrogate would not survive UTF-8 (msgpack, Redis) and clients would diverge.
+    if (!insert.isWellFormed()) return `change ${i} inserts a lone surrogate`;
+    lastTo = to;
+  }
+  return null;
+}
+
+export class TextDoc {
+  #text: Text;
+  #version: number;
+  /** Oldest first; `#history[i].entry.version === #version - #history.length + 1 + i`. */
+  #history: HistoryItem[] = [];
+  #refs = new Map<string, number>();
+  readonly #historyLimit: number;
+  readonly #maxLength: number;
+
+  constructor(stored: StoredDoc, options: { history: number; maxDocLength: number }) {
+    this.#text = textOf(stored.text);
+    this.#version = stored.version;
+    this.#historyLimit = options.history;
+    this.#maxLength = options.maxDocLength;
+    const log = stored.log.slice(-this.#historyLimit);
+    if (log.length > 0 && log[log.length - 1].version !== stored.version) {
+      throw new RangeError(`log ends at ${log[log.length - 1].version}, document is at ${stored.version}`);
+    }
+    for (const entry of log) this.#remember(entry, changeSetOf(entry.changes, entry.docLength));
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  get length(): number {
+    return this.#text.length;
+  }
+
+  toString(): string {
+    return this.#text.sliceString(0, this.#text.length, LINE_SEPARATOR);
+  }
+
+  /** The oldest base version a change or a resume can still start from. */
+  get oldestBase(): number {
+    return this.#version - this.#history.length;
+  }
+
+  /** Entries after `version`, or null when the history does not reach back that far. */
+  entriesAfter(version: number): LogEntry[] | null {
+    if (version > this.#version || version < this.oldestBase) return null;
+    return this.#history.slice(version - this.oldestBase).map((item) => item.entry);
+  }
+
+  /**
+   * Validates an edit, rebases it over every version its author had not seen, and returns the
+   * entry to commit. Nothing changes until `install`: a commit that fails leaves the doc intact.
+   */
+  prepare(request: EditRequest, sender: string): PrepareResult {
+    if (request.ref !== undefined) {
+      const committed = this.#refs.get(request.ref);
+      if (committed !== undefined) return { kind: 'duplicate', version: committed };
+    }
+    const base = request.version ?? this.#version;
+    if (base > this.#version) return reject('invalid_change', `version ${base} is ahead of the server (${this.#version})`);
+    if (base < this.oldestBase) return reject('stale', `version ${base} is older than the history kept (from ${this.oldestBase}); reload`);
+    const baseLength = base === this.#version ? this.#text.length : this.#history[base - this.oldestBase].entry.docLength;
+    if (request.docLength !== undefined && request.docLength !== baseLength) {
+      return reject('invalid_change', `doc_length ${request.docLength} is not the length at version ${base} (${baseLength})`);
+    }
+    const shapeError = checkChangeShape(request.changes, baseLength);
+    if (shapeError) return reject('invalid_change', shapeError);
+    let set = changeSetOf(request.changes, baseLength);
+    for (let i = base - this.oldestBase; i < this.#history.length; i++) set = set.map(this.#history[i].set);
+    const splitError = this.#checkSurrogateSplits(set);
+    if (splitError) return reject('invalid_change', splitError);
+    if (set.newLength > this.#maxLength && set.newLength > set.length) {
+      return reject('too_large', `the document would be ${set.newLength} long; the limit is ${this.#maxLength}`);
+    }
+    const changes = specsOf(set);
+    const entry: LogEntry = { version: this.#version + 1, changes, docLength: this.#text.length, sender };
+    if (request.ref !== undefined) entry.ref = request.ref;
+    return { kind: 'ready', entry, set };
+  }
+
+  /** Applies a committed entry: one this doc prepared, or one committed elsewhere. */
+  install(entry: LogEntry, set: ChangeSet = changeSetOf(entry.changes, entry.docLength)): void {
+    if (entry.version !== this.#version + 1) {
+      throw new RangeError(`entry ${entry.version} does not follow version ${this.#version}`);
+    }
+    this.#text = set.apply(this.#text);
+    this.#version = entry.version;
+    this.#remember(entry, set);
+  }
+
+  #remember(entry: LogEntry, set: ChangeSet): void {
+    this.#history.push({ entry, set });
+    if (entry.ref !== undefined) this.#refs.set(entry.ref, entry.version);
+    if (this.#history.length > this.#historyLimit) {
+      const dropped = this.#history.shift()!.entry;
+      if (dropped.ref !== undefined && this.#refs.get(dropped.ref) === dropped.version) this.#refs.delete(dropped.ref);
+    }
+  }
+
+  #checkSurrogateSplits(set: ChangeSet): string | null {
+    let error: string | null = null;
+    set.iterChangedRanges((fromA, toA) => {
+      if (error === null && (splitsSurrogatePair(this.#text, fromA) || splitsSurrogatePair(this.#text, toA))) {
+        error = `a change at ${fromA}..${toA} splits a surrogate pair`;
+      }
+    });
+    return error;
+  }
+}
+
+function reject(code: ErrorCode, message: string): PrepareResult {
+  return { kind: 'rejected', code, message };
+}

@@ -1,0 +1,159 @@
+/**
+ * The acceptor: the HTTP server, the WebSocket upgrade, and one Session per socket. It parses
+ * the path and subprotocol, counts connections, and sweeps every session from one timer for
+ * pings (PROTOCOL.md §4) and the idle timeout.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { CloseCode } from '../protocol/close_codes.ts';
+import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Codec } from '../protocol/messages.ts';
+import type { Hub } from './hub.ts';
+import { Session } from './session.ts';
+
+const CODESPACE_PATH = /^\/codespace\/([^/]+)\/?$/;
+
+export interface UpgradeTarget {
+  token: string;
+  resume: number | undefined;
+}
+
+/** Parses `/codespace/<token>/?version=N`; null for any other path. */
+export function parseUpgradeUrl(url: string): UpgradeTarget | null {
+  const parsed = new URL(url, 'http://localhost');
+  const match = CODESPACE_PATH.exec(parsed.pathname);
+  if (!match) return null;
+  let token: string;
+  try {
+    token = decodeURIComponent(match[1]);
+  } catch {
+    token = '';
+  }
+  const version = parsed.searchParams.get('version');
+  const resume = version !== null && /^\d{1,15}$/.test(version) ? Number(version) : undefined;
+  return { token, resume };
+}
+
+function chooseSubprotocol(protocols: Set<string>): string | false {
+  if (protocols.has(SUBPROTOCOL_MSGPACK)) return SUBPROTOCOL_MSGPACK;
+  if (protocols.has(SUBPROTOCOL_JSON)) return SUBPROTOCOL_JSON;
+  return false;
+}
+
+function refuseUpgrade(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
+}
+
+export class Acceptor {
+  readonly #hub: Hub;
+  readonly #http: Server;
+  readonly #wss: WebSocketServer;
+  readonly #sessions = new Set<Session>();
+  #sweepTimer: ReturnType<typeof setInterval> | null = null;
+  #lastPingSweep = Date.now();
+
+  constructor(hub: Hub) {
+    this.#hub = hub;
+    this.#http = createServer(this.#httpOnRequest);
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: hub.config.maxMessageBytes,
+      // Compression would rule out framing each broadcast once, and costs CPU per recipient.
+      perMessageDeflate: false,
+      clientTracking: false,
+      handleProtocols: chooseSubprotocol,
+    });
+    this.#http.on('upgrade', this.#httpOnUpgrade);
+  }
+
+  get connections(): number {
+    return this.#sessions.size;
+  }
+
+  get sessions(): ReadonlySet<Session> {
+    return this.#sessions;
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    const { host, port } = this.#hub.config;
+    await new Promise<void>((resolve, reject) => {
+      this.#http.once('error', reject);
+      this.#http.listen(port, host, () => {
+        this.#http.off('error', reject);
+        resolve();
+      });
+    });
+    this.#startSweeps();
+    const address = this.#http.address();
+    return { host, port: typeof address === 'object' && address ? address.port : port };
+  }
+
+  /** Stops accepting, closes every connection with 1001, then stops the hub. */
+  async close(): Promise<void> {
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    const closed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    for (const session of [...this.#sessions]) session.connection.closeWith(CloseCode.shuttingDown);
+    this.#http.closeAllConnections?.();
+    await this.#hub.close();
+    await closed;
+  }
+
+  #startSweeps(): void {
+    const { pingIntervalMs, idleTimeoutMs } = this.#hub.config;
+    const tickMs = idleTimeoutMs > 0 ? Math.max(10, Math.min(pingIntervalMs, Math.floor(idleTimeoutMs / 4))) : pingIntervalMs;
+    this.#sweepTimer = setInterval(this.#sweepOnTick, tickMs);
+    this.#sweepTimer.unref?.();
+  }
+
+  readonly #sweepOnTick = (): void => {
+    const now = Date.now();
+    const { pingIntervalMs, idleTimeoutMs } = this.#hub.config;
+    const pingDue = now - this.#lastPingSweep >= pingIntervalMs - 5;
+    if (pingDue) this.#lastPingSweep = now;
+    for (const session of this.#sessions) {
+      if (idleTimeoutMs > 0 && now - session.connection.lastActivity >= idleTimeoutMs) {
+        session.connection.closeWith(CloseCode.idleTimeout);
+        continue;
+      }
+      if (!pingDue) continue;
+      // No pong since the last ping: the peer is dead; drop it without a closing handshake.
+      if (!session.isAlive) {
+        this.#hub.log('peer_dead', { codespace: session.connection.codespace, id: session.connection.id });
+        session.terminate();
+        continue;
+      }
+      session.isAlive = false;
+      session.socket.ping();
+    }
+  };
+
+  readonly #httpOnRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    const path = (request.url ?? '/').split('?')[0];
+    if (path === '/healthz') {
+      response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      response.writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ ready: true, connections: this.#sessions.size, channels: this.#hub.supervisor.channelCount, backplane: 'memory' }) + '\n');
+    } else {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  };
+
+  readonly #httpOnUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    const target = parseUpgradeUrl(request.url ?? '/');
+    if (!target) return refuseUpgrade(socket, 404, 'Not Found');
+    const { maxConnections } = this.#hub.config;
+    if (maxConnections > 0 && this.#sessions.size >= maxConnections) {
+      return refuseUpgrade(socket, 503, 'Service Unavailable');
+    }
+    // Without verifyClient, ws completes the handshake synchronously, so the count above holds.
+    this.#wss.handleUpgrade(request, socket, head, (ws: WebSocket) => this.#accept(ws, target));
+  };
+
+  #accept(ws: WebSocket, target: UpgradeTarget): void {
+    const codec: Codec = ws.protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json';
+    const session = new Session(ws, codec, this.#hub, this.#sessions);
+    void this.#hub.open(session.connection, target.token, target.resume);
+  }
+}

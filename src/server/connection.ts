@@ -1,0 +1,102 @@
+/**
+ * One client connection, whatever carries it: the WebSocket session is one adapter, an
+ * in-process connection (embedding) another. It validates what the client says and forwards it
+ * to its channel; it writes what the channel says to its transport.
+ */
+import type { ChannelRef, Member } from '../actors/channel_ref.ts';
+import type { Supervisor } from '../actors/supervisor.ts';
+import { encodeMessage } from '../protocol/codec.ts';
+import { CloseCode, ProtocolError, type CloseCodeEntry } from '../protocol/close_codes.ts';
+import type { Codec, ErrorMessage, Mode } from '../protocol/messages.ts';
+import { isRefusal, parseClientMessage } from '../protocol/validate.ts';
+
+export interface Transport {
+  write(bytes: Uint8Array): void;
+  close(code: number, reason: string): void;
+}
+
+/** Messages a client may send before its join completes (auth in flight); more is abuse. */
+const MAX_EARLY_MESSAGES = 64;
+
+let connectionCounter = 0;
+
+function newConnectionId(): string {
+  // Random prefix keeps ids unique across instances; the counter keeps them unique here.
+  return `${crypto.randomUUID().slice(0, 8)}-${(++connectionCounter).toString(36)}`;
+}
+
+export class Connection implements Member {
+  readonly id = newConnectionId();
+  readonly codec: Codec;
+  mode: Mode = 'view_only';
+  codespace: string | null = null;
+  /** Last time the client said anything (ms since epoch), for IDLE_TIMEOUT_MS. */
+  lastActivity = Date.now();
+  #channel: ChannelRef | null = null;
+  #early: unknown[] | null = [];
+  #closed = false;
+  readonly #transport: Transport;
+  readonly #supervisor: Supervisor;
+
+  constructor(transport: Transport, codec: Codec, supervisor: Supervisor) {
+    this.#transport = transport;
+    this.codec = codec;
+    this.#supervisor = supervisor;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get joined(): boolean {
+    return this.#channel !== null;
+  }
+
+  /** Joins the codespace the token granted; messages that came early follow in order. */
+  join(codespace: string, mode: Mode, resume: number | undefined): void {
+    if (this.#closed || this.#channel) return;
+    this.codespace = codespace;
+    this.mode = mode;
+    this.#channel = this.#supervisor.join(this, codespace, resume);
+    const early = this.#early ?? [];
+    this.#early = null;
+    for (const value of early) this.receive(value);
+  }
+
+  /** A decoded client message. Throws ProtocolError when it is not a message at all. */
+  receive(value: unknown): void {
+    if (this.#closed) return;
+    this.lastActivity = Date.now();
+    if (this.#early) {
+      if (this.#early.length >= MAX_EARLY_MESSAGES) throw new ProtocolError(CloseCode.tryAgainLater, 'too many messages before join');
+      this.#early.push(value);
+      return;
+    }
+    const message = parseClientMessage(value);
+    if (isRefusal(message)) {
+      const reply: ErrorMessage = { operation: 'error', data: { code: message.code, message: message.message } };
+      if (message.ref !== undefined) reply.data.ref = message.ref;
+      return this.deliver(encodeMessage(reply, this.codec));
+    }
+    this.#supervisor.forward(this, this.#channel!, message);
+  }
+
+  deliver(bytes: Uint8Array): void {
+    if (!this.#closed) this.#transport.write(bytes);
+  }
+
+  closeWith(close: CloseCodeEntry): void {
+    if (this.#closed) return;
+    this.#transport.close(close.code, close.reason);
+    this.detach();
+  }
+
+  /** The transport is gone (closed by either side): leave the channel, free everything. */
+  detach(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#early = null;
+    if (this.#channel) this.#supervisor.leave(this, this.#channel);
+    this.#channel = null;
+  }
+}

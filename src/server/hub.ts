@@ -1,0 +1,82 @@
+/**
+ * The transport-neutral server: store, supervisor, channels and token resolution, with no
+ * socket. The WebSocket acceptor is one adapter over it; an embedding app is another.
+ */
+import { MemoryBackplane } from '../backplane/memory_backplane.ts';
+import { Supervisor, type Placement } from '../actors/supervisor.ts';
+import type { Config } from '../config.ts';
+import { CloseCode, ProtocolError } from '../protocol/close_codes.ts';
+import type { Codec } from '../protocol/messages.ts';
+import { ChannelPool } from '../workers/pool.ts';
+import { InProcessPlacement } from '../workers/in_process.ts';
+import { TokenResolver } from './auth.ts';
+import { Connection, type Transport } from './connection.ts';
+
+export type LogFn = (event: string, fields: Record<string, unknown>) => void;
+
+/** Restarts of one codespace's channel allowed in a minute before its clients get 4500. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+
+export class Hub {
+  readonly config: Config;
+  readonly store: MemoryBackplane;
+  readonly supervisor: Supervisor;
+  readonly resolver: TokenResolver;
+  readonly log: LogFn;
+  readonly #tickTimer: ReturnType<typeof setInterval>;
+  #closed = false;
+
+  constructor(config: Config, log: LogFn = () => {}) {
+    this.config = config;
+    this.log = log;
+    this.store = new MemoryBackplane({ history: config.history });
+    const placement: Placement = config.workers > 0 ? new ChannelPool(config.workers) : new InProcessPlacement();
+    this.supervisor = new Supervisor({
+      placement,
+      store: this.store,
+      settings: { history: config.history, maxDocLength: config.maxDocLength },
+      channelGraceMs: config.channelGraceMs,
+      maxRestarts: MAX_RESTARTS,
+      restartWindowMs: RESTART_WINDOW_MS,
+      log,
+    });
+    this.resolver = new TokenResolver(config);
+    // One timer for every channel's heartbeat and grace period, not one per channel.
+    const tickMs = Math.min(1000, Math.max(10, Math.floor(config.channelGraceMs / 2)));
+    this.#tickTimer = setInterval(() => this.supervisor.tick(Date.now()), tickMs);
+    this.#tickTimer.unref?.();
+  }
+
+  connection(transport: Transport, codec: Codec): Connection {
+    return new Connection(transport, codec, this.supervisor);
+  }
+
+  /**
+   * Resolves the token and joins its codespace. A refusal closes the connection with its code
+   * (4401, 4404, 1013); it never throws.
+   */
+  async open(connection: Connection, token: string, resume: number | undefined): Promise<void> {
+    try {
+      const grant = await this.resolver.resolve(token);
+      if (connection.closed) return;
+      if (this.#closed) return connection.closeWith(CloseCode.shuttingDown);
+      connection.join(grant.codespace, grant.mode, resume);
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        this.log('join_refused', { code: error.close.code, why: error.message });
+        return connection.closeWith(error.close);
+      }
+      this.log('join_failed', { error: String(error) });
+      connection.closeWith(CloseCode.internalError);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#tickTimer);
+    this.resolver.close();
+    await this.supervisor.close();
+  }
+}

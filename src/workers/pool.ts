@@ -1,0 +1,62 @@
+/**
+ * The worker-thread pool that hosts channel actors (piscina). Each channel is one long task;
+ * its promise settles when the channel stops and rejects when its worker dies.
+ */
+import { Piscina } from 'piscina';
+
+type LoadBalancer = NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer'] & {};
+import type { SpawnTask } from '../actors/envelopes.ts';
+import type { ChannelEnd } from './channel_host.ts';
+
+const ENTRY = new URL('./channel_host_entry.mjs', import.meta.url).href;
+
+/**
+ * Spreads channels by how many each worker already hosts. (piscina's default balancer takes the
+ * first worker below its usage ceiling, which with one long task per channel and a large
+ * `concurrentTasksPerWorker` packs every channel on the first worker.)
+ */
+const fewestChannels: LoadBalancer = (_task, workers) => {
+  let chosen = null;
+  for (const worker of workers) {
+    if (worker.terminating || worker.destroyed) continue;
+    if (chosen === null || worker.currentUsage < chosen.currentUsage) chosen = worker;
+  }
+  return chosen;
+};
+
+export class ChannelPool {
+  readonly #pool: Piscina;
+
+  constructor(workers: number) {
+    this.#pool = new Piscina({
+      filename: ENTRY,
+      minThreads: workers,
+      maxThreads: workers,
+      // Without this the worker sleeps in Atomics.wait between tasks and never hears its ports.
+      atomics: 'disabled',
+      idleTimeout: Infinity,
+      concurrentTasksPerWorker: 1_000_000,
+      loadBalancer: fewestChannels,
+    });
+  }
+
+  get threads(): number {
+    return this.#pool.threads.length;
+  }
+
+  spawn(task: SpawnTask): Promise<ChannelEnd> {
+    return this.#pool.run(task, { transferList: [task.port as never] }) as Promise<ChannelEnd>;
+  }
+
+  /** Terminates the worker with this thread id (a hung one); piscina replaces it. */
+  terminateThread(threadId: number): boolean {
+    const worker = this.#pool.threads.find((thread) => thread.threadId === threadId);
+    if (!worker) return false;
+    void worker.terminate();
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.destroy();
+  }
+}

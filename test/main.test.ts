@@ -1,0 +1,81 @@
+/**
+ * The server as `make run` starts it, in a child process, on Node and on Bun: one printed line
+ * saying where it listens, then a join/edit/broadcast round trip through real sockets.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TestClient } from './support/ws_client.ts';
+
+const RUNTIMES: Record<string, string[]> = {
+  node: [process.execPath, '--import', 'tsx', 'src/main.ts'],
+  bun: ['node_modules/.bin/bun', 'src/main.ts'],
+};
+
+let child: ChildProcess | null = null;
+
+afterEach(async () => {
+  if (child && child.exitCode === null) {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
+  child = null;
+});
+
+async function startMain(runtime: string, env: Record<string, string>, args: string[] = []): Promise<{ line: string; port: number }> {
+  const [command, ...rest] = RUNTIMES[runtime];
+  child = spawn(command, [...rest, ...args], { env: { ...process.env, PORT: '0', WORKERS: '2', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (chunk) => (err += chunk));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line; stdout ${out} stderr ${err}`)), 20_000);
+    child!.stdout!.on('data', (chunk) => {
+      out += chunk;
+      const match = /listening on ws:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ line: out.trim(), port: Number(match[1]) });
+      }
+    });
+    child!.on('exit', (code) => reject(new Error(`exited ${code}; stdout ${out} stderr ${err}`)));
+  });
+}
+
+describe('main', () => {
+  for (const runtime of Object.keys(RUNTIMES)) {
+    it(`runs on ${runtime}: one line, then join, edit and broadcast`, async () => {
+      const { line, port } = await startMain(runtime, {});
+      expect(line).toMatch(new RegExp(`2 workers, memory backplane, ${runtime}`));
+      const url = `ws://127.0.0.1:${port}/codespace/tmp-${runtime}-round-trip/`;
+      const { client: a } = await TestClient.join(url);
+      const { client: b } = await TestClient.join(url, 'msgpack');
+      a.send({ operation: 'insert_value', changes: [{ from: 0, to: 0, insert: 'héllo 😀' }], version: 0, ref: 'r' });
+      expect(await a.next((m) => m.operation === 'ack')).toMatchObject({ version: 1, ref: 'r' });
+      expect(await b.next((m) => m.operation === 'insert_value')).toMatchObject({ version: 1, changes: [{ from: 0, to: 0, insert: 'héllo 😀' }] });
+      a.close();
+      b.close();
+    });
+  }
+
+  it('names a bad setting and exits 2', async () => {
+    const [command, ...rest] = RUNTIMES.node;
+    const proc = spawn(command, [...rest], { env: { ...process.env, PING_INTERVAL_MS: 'soon' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    proc.stderr!.on('data', (chunk) => (err += chunk));
+    const [code] = await once(proc, 'exit');
+    expect(code).toBe(2);
+    expect(err).toMatch(/PING_INTERVAL_MS/);
+  });
+
+  it('lists every setting with --help', async () => {
+    const [command, ...rest] = RUNTIMES.node;
+    const proc = spawn(command, [...rest, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout!.on('data', (chunk) => (out += chunk));
+    await once(proc, 'exit');
+    for (const name of ['PORT', 'HOST', 'WORKERS', 'PING_INTERVAL_MS', 'IDLE_TIMEOUT_MS', 'MAX_MESSAGE_BYTES', 'MAX_DOC_LENGTH', 'HISTORY', 'ALLOW_TMP', 'API_BASE_URL', 'JWT_SECRET']) {
+      expect(out).toContain(name);
+    }
+  });
+});

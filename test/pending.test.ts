@@ -1,0 +1,97 @@
+/**
+ * Convergence of the rebase logic alone: a TextDoc as the server, PendingDoc clients, messages
+ * delivered in random interleavings (random delays), every client ends with the server's text.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { PendingDoc } from '../src/client/pending.ts';
+import { TextDoc, type LogEntry } from '../src/doc/text_doc.ts';
+import type { InsertValueRequest } from '../src/protocol/messages.ts';
+import { editShape, placeEdit } from './support/random_edits.ts';
+
+type ToClient = { kind: 'remote'; entry: LogEntry } | { kind: 'ack'; version: number; ref?: string };
+
+interface SimClient {
+  id: string;
+  doc: PendingDoc;
+  up: InsertValueRequest[];
+  down: ToClient[];
+  versionsSeen: number[];
+}
+
+const action = fc.oneof(
+  fc.record({ kind: fc.constant('edit' as const), client: fc.nat(), shape: editShape }),
+  fc.record({ kind: fc.constant('deliverUp' as const), client: fc.nat() }),
+  fc.record({ kind: fc.constant('deliverDown' as const), client: fc.nat() }),
+);
+
+function simulate(initial: string, clientCount: number, actions: fc.Infer<typeof action>[]) {
+  const server = new TextDoc({ text: initial, version: 0, log: [] }, { history: 10_000, maxDocLength: 1_000_000 });
+  const clients: SimClient[] = Array.from({ length: clientCount }, (_, i) => ({
+    id: `c${i}`, doc: new PendingDoc(initial, 0, `c${i}`), up: [], down: [], versionsSeen: [],
+  }));
+  const serverReceive = (from: SimClient, request: InsertValueRequest): void => {
+    const result = server.prepare({ changes: request.changes, docLength: request.doc_length, version: request.version, ref: request.ref }, from.id);
+    if (result.kind !== 'ready') throw new Error(`server refused ${JSON.stringify(result)}`);
+    server.install(result.entry, result.set);
+    for (const client of clients) {
+      client.down.push(client === from ? { kind: 'ack', version: result.entry.version, ref: request.ref } : { kind: 'remote', entry: result.entry });
+    }
+  };
+  const clientReceive = (client: SimClient, message: ToClient): void => {
+    if (message.kind === 'ack') client.doc.receiveAck(message.version, message.ref);
+    else client.doc.receiveRemote(message.entry.version, message.entry.changes, message.entry.docLength);
+    client.versionsSeen.push(client.doc.version);
+    const next = client.doc.takeRequest();
+    if (next) client.up.push(next);
+  };
+  for (const step of actions) {
+    const client = clients[step.client % clientCount];
+    if (step.kind === 'edit') {
+      client.doc.applyLocal(placeEdit(client.doc.text, step.shape));
+      const request = client.doc.takeRequest();
+      if (request) client.up.push(request);
+    } else if (step.kind === 'deliverUp' && client.up.length > 0) {
+      serverReceive(client, client.up.shift()!);
+    } else if (step.kind === 'deliverDown' && client.down.length > 0) {
+      clientReceive(client, client.down.shift()!);
+    }
+  }
+  // Drain: deliver everything still on the wire until quiet.
+  for (let busy = true; busy;) {
+    busy = false;
+    for (const client of clients) {
+      while (client.up.length > 0) { serverReceive(client, client.up.shift()!); busy = true; }
+      while (client.down.length > 0) { clientReceive(client, client.down.shift()!); busy = true; }
+    }
+  }
+  return { server, clients };
+}
+
+describe('PendingDoc', () => {
+  it('converges with the server for random concurrent edits delivered in random order', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 20 }).filter((s) => s.isWellFormed()),
+        fc.integer({ min: 2, max: 4 }),
+        fc.array(action, { maxLength: 120 }),
+        (initial, clientCount, actions) => {
+          const { server, clients } = simulate(initial, clientCount, actions);
+          for (const client of clients) {
+            expect(client.doc.hasPending).toBe(false);
+            expect(client.doc.text).toBe(server.toString());
+            expect(client.doc.version).toBe(server.version);
+            // Gapless: every version from 1 to the last, once each, in order.
+            expect(client.versionsSeen).toEqual(Array.from({ length: server.version }, (_, i) => i + 1));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses a remote change out of order', () => {
+    const doc = new PendingDoc('', 0, 'x');
+    expect(() => doc.receiveRemote(2, [], 0)).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,30 @@
+/** fast-check generators of random edits (inserts, deletes, replacements, unicode). */
+import fc from 'fast-check';
+import type { ChangeSpec } from '../../src/protocol/messages.ts';
+
+/** Text with ASCII, newlines, \r\n, BMP and astral characters (surrogate pairs). */
+export const insertText = fc.array(
+  fc.constantFrom('a', 'b', 'Z', ' ', '\n', '\r\n', 'é', 'ж', '中', '😀', '🎉', '\t'),
+  { maxLength: 6 },
+).map((parts) => parts.join(''));
+
+/** A random edit as fractions of the length, so it can be placed on any document. */
+export const editShape = fc.record({
+  at: fc.double({ min: 0, max: 1, noNaN: true }),
+  span: fc.double({ min: 0, max: 0.3, noNaN: true }),
+  insert: insertText,
+});
+
+export type EditShape = { at: number; span: number; insert: string };
+
+function snapOffSurrogate(text: string, pos: number): number {
+  const code = text.charCodeAt(pos);
+  return pos > 0 && pos < text.length && code >= 0xdc00 && code <= 0xdfff ? pos - 1 : pos;
+}
+
+/** Places `shape` on `text`, never splitting a surrogate pair. */
+export function placeEdit(text: string, shape: EditShape): ChangeSpec[] {
+  const from = snapOffSurrogate(text, Math.floor(shape.at * text.length));
+  const to = snapOffSurrogate(text, Math.min(text.length, from + Math.floor(shape.span * text.length)));
+  return [{ from, to: Math.max(from, to), insert: shape.insert }];
+}

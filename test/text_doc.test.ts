@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { TextDoc, changeSetOf, specsOf, checkChangeShape, textOf } from '../src/doc/text_doc.ts';
+
+function doc(text: string, history = 10, maxDocLength = 1000): TextDoc {
+  return new TextDoc({ text, version: 0, log: [] }, { history, maxDocLength });
+}
+
+function commit(target: TextDoc, request: Parameters<TextDoc['prepare']>[0], sender = 's'): number {
+  const result = target.prepare(request, sender);
+  if (result.kind !== 'ready') throw new Error(`not ready: ${JSON.stringify(result)}`);
+  target.install(result.entry, result.set);
+  return result.entry.version;
+}
+
+describe('TextDoc', () => {
+  describe('prepare', () => {
+    it('applies a change on the current version and bumps the version', () => {
+      const d = doc('hello');
+      expect(commit(d, { changes: [{ from: 5, to: 5, insert: ' world' }], version: 0, docLength: 5 })).toBe(1);
+      expect(d.toString()).toBe('hello world');
+    });
+
+    it('rebases a change made on an older version over the later ones, earlier commit first on ties', () => {
+      const d = doc('abc');
+      commit(d, { changes: [{ from: 1, to: 1, insert: 'X' }], version: 0 });
+      commit(d, { changes: [{ from: 1, to: 1, insert: 'Y' }], version: 0 });
+      expect(d.toString()).toBe('aXYbc');
+      commit(d, { changes: [{ from: 2, to: 3, insert: 'Z' }], version: 0 });
+      expect(d.toString()).toBe('aXYbZ');
+    });
+
+    it('keeps \\r\\n as two characters', () => {
+      const d = doc('a\r\nb');
+      expect(d.length).toBe(4);
+      commit(d, { changes: [{ from: 4, to: 4, insert: '\r\nc' }] });
+      expect(d.toString()).toBe('a\r\nb\r\nc');
+      expect(d.length).toBe(7);
+    });
+
+    it('refuses what the protocol calls invalid_change, stale and too_large', () => {
+      const d = doc('abcdef', 2, 10);
+      const reasons = [
+        d.prepare({ changes: [{ from: 3, to: 2, insert: '' }] }, 's'),
+        d.prepare({ changes: [{ from: 0, to: 7, insert: '' }] }, 's'),
+        d.prepare({ changes: [{ from: 2, to: 4, insert: '' }, { from: 3, to: 5, insert: '' }] }, 's'),
+        d.prepare({ changes: [{ from: 4, to: 5, insert: '' }, { from: 0, to: 1, insert: '' }] }, 's'),
+        d.prepare({ changes: [], docLength: 5 }, 's'),
+        d.prepare({ changes: [], version: 1 }, 's'),
+        d.prepare({ changes: [{ from: 0, to: 0, insert: '\ud800' }] }, 's'),
+      ];
+      for (const reason of reasons) expect(reason).toMatchObject({ kind: 'rejected', code: 'invalid_change' });
+      expect(d.prepare({ changes: [{ from: 0, to: 0, insert: 'xxxxx' }] }, 's')).toMatchObject({ kind: 'rejected', code: 'too_large' });
+      for (let i = 0; i < 3; i++) commit(d, { changes: [{ from: 0, to: 1, insert: 'q' }] });
+      expect(d.prepare({ changes: [], version: 0 }, 's')).toMatchObject({ kind: 'rejected', code: 'stale' });
+      expect(d.prepare({ changes: [], version: 1 }, 's')).toMatchObject({ kind: 'ready' });
+    });
+
+    it('refuses a change that splits a surrogate pair', () => {
+      const d = doc('a😀b');
+      expect(d.prepare({ changes: [{ from: 2, to: 2, insert: 'x' }] }, 's')).toMatchObject({ code: 'invalid_change' });
+      expect(d.prepare({ changes: [{ from: 1, to: 2, insert: '' }] }, 's')).toMatchObject({ code: 'invalid_change' });
+      expect(d.prepare({ changes: [{ from: 1, to: 3, insert: '🎉' }] }, 's')).toMatchObject({ kind: 'ready' });
+    });
+
+    it('answers a committed ref with its original version, within the history window only', () => {
+      const d = doc('', 2);
+      commit(d, { changes: [{ from: 0, to: 0, insert: 'a' }], ref: 'r1' });
+      expect(d.prepare({ changes: [{ from: 0, to: 0, insert: 'a' }], ref: 'r1' }, 's')).toEqual({ kind: 'duplicate', version: 1 });
+      commit(d, { changes: [{ from: 0, to: 0, insert: 'b' }] });
+      commit(d, { changes: [{ from: 0, to: 0, insert: 'c' }] });
+      expect(d.prepare({ changes: [], ref: 'r1' }, 's').kind).toBe('ready');
+    });
+  });
+
+  describe('entriesAfter', () => {
+    it('serves a resume from the history and refuses one out of it', () => {
+      const d = doc('', 2);
+      for (let i = 0; i < 3; i++) commit(d, { changes: [{ from: 0, to: 0, insert: String(i) }] });
+      expect(d.entriesAfter(3)).toEqual([]);
+      expect(d.entriesAfter(1)?.map((e) => e.version)).toEqual([2, 3]);
+      expect(d.entriesAfter(0)).toBeNull();
+      expect(d.entriesAfter(4)).toBeNull();
+    });
+  });
+
+  it('loads from a stored snapshot and log tail', () => {
+    const first = doc('x');
+    commit(first, { changes: [{ from: 1, to: 1, insert: 'y' }], ref: 'a' });
+    const log = first.entriesAfter(0)!;
+    const loaded = new TextDoc({ text: first.toString(), version: 1, log }, { history: 10, maxDocLength: 100 });
+    expect(loaded.prepare({ changes: [], ref: 'a' }, 's')).toEqual({ kind: 'duplicate', version: 1 });
+    expect(loaded.entriesAfter(0)).toHaveLength(1);
+  });
+});
+
+describe('changeSetOf / specsOf', () => {
+  it('round-trips a change set through its broadcast form', () => {
+    const set = changeSetOf([{ from: 0, to: 2, insert: 'a\nb' }, { from: 5, to: 5, insert: 'c' }], 6);
+    expect(specsOf(set)).toEqual([{ from: 0, to: 2, insert: 'a\nb' }, { from: 5, to: 5, insert: 'c' }]);
+    const text = textOf('012345');
+    expect(changeSetOf(specsOf(set), 6).apply(text).toString()).toBe(set.apply(text).toString());
+    expect(set.apply(text).toString()).toBe('a\nb234c5');
+  });
+
+  it('checks order, bounds and surrogates', () => {
+    expect(checkChangeShape([{ from: 0, to: 1, insert: '' }, { from: 1, to: 1, insert: 'x' }], 3)).toBeNull();
+    expect(checkChangeShape([{ from: 0, to: 4, insert: '' }], 3)).toMatch(/past/);
+  });
+});

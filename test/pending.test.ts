@@ -25,7 +25,7 @@ const action = fc.oneof(
   fc.record({ kind: fc.constant('deliverDown' as const), client: fc.nat() }),
 );
 
-function simulate(initial: string, clientCount: number, actions: fc.Infer<typeof action>[]) {
+function simulate(initial: string, clientCount: number, actions: Array<typeof action extends fc.Arbitrary<infer T> ? T : never>) {
   const server = new TextDoc({ text: initial, version: 0, log: [] }, { history: 10_000, maxDocLength: 1_000_000 });
   const clients: SimClient[] = Array.from({ length: clientCount }, (_, i) => ({
     id: `c${i}`, doc: new PendingDoc(initial, 0, `c${i}`), up: [], down: [], versionsSeen: [],

@@ -1,0 +1,141 @@
+/**
+ * Token resolution (PROTOCOL.md §1): `tmp-` tokens, HS256 JWTs, and the SharePython HTTP lookup
+ * with a timeout, a short cache of answers, and one request for many simultaneous joins.
+ */
+import { jwtVerify } from 'jose';
+import { CloseCode, ProtocolError, type CloseCodeEntry } from '../protocol/close_codes.ts';
+import { CODESPACE_ID_PATTERN, type Mode } from '../protocol/messages.ts';
+
+export interface Grant {
+  codespace: string;
+  mode: Mode;
+}
+
+export interface AuthOptions {
+  allowTmp: boolean;
+  apiBaseUrl: string;
+  jwtSecret: string;
+  authTimeoutMs: number;
+  authCacheMs: number;
+  now?: () => number;
+}
+
+type Answer = { grant: Grant } | { refusal: CloseCodeEntry; why: string };
+
+const TOKEN_PATTERN = /^[A-Za-z0-9_.:~-]{1,512}$/;
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+/** Enough for every token in use at once on one instance; the oldest answer goes first. */
+const MAX_CACHED_ANSWERS = 10_000;
+
+function isMode(value: unknown): value is Mode {
+  return value === 'edit' || value === 'view_only';
+}
+
+function refuse(refusal: CloseCodeEntry, why: string): Answer {
+  return { refusal, why };
+}
+
+export class TokenResolver {
+  readonly #options: AuthOptions;
+  readonly #now: () => number;
+  readonly #secret: Uint8Array | null;
+  readonly #cache = new Map<string, { answer: Answer; expires: number }>();
+  readonly #inFlight = new Map<string, Promise<Answer>>();
+  readonly #aborter = new AbortController();
+  #lookupsSent = 0;
+
+  constructor(options: AuthOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : null;
+  }
+
+  get lookupsSent(): number {
+    return this.#lookupsSent;
+  }
+
+  /** A grant, or a ProtocolError carrying 4401, 4404 or 1013. */
+  async resolve(token: string): Promise<Grant> {
+    const answer = await this.#answer(token);
+    if ('grant' in answer) return answer.grant;
+    throw new ProtocolError(answer.refusal, answer.why);
+  }
+
+  close(): void {
+    this.#aborter.abort();
+    this.#cache.clear();
+  }
+
+  async #answer(token: string): Promise<Answer> {
+    if (!TOKEN_PATTERN.test(token)) return refuse(CloseCode.tokenRefused, 'malformed token');
+    if (token.startsWith('tmp-')) {
+      if (!this.#options.allowTmp) return refuse(CloseCode.tokenRefused, 'tmp- codespaces are switched off');
+      if (!CODESPACE_ID_PATTERN.test(token)) return refuse(CloseCode.tokenRefused, 'bad codespace id');
+      return { grant: { codespace: token, mode: 'edit' } };
+    }
+    if (this.#secret && JWT_SHAPE.test(token)) return this.#verifyJwt(token, this.#secret);
+    if (!this.#options.apiBaseUrl) return refuse(CloseCode.tokenRefused, 'no way to resolve this token');
+    return this.#lookupCached(token);
+  }
+
+  async #verifyJwt(token: string, secret: Uint8Array): Promise<Answer> {
+    try {
+      const { payload } = await jwtVerify(token, secret, { algorithms: ['HS256'], requiredClaims: ['exp'] });
+      if (typeof payload.codespace !== 'string' || !CODESPACE_ID_PATTERN.test(payload.codespace)) {
+        return refuse(CloseCode.tokenRefused, 'JWT without a valid codespace claim');
+      }
+      if (!isMode(payload.mode)) return refuse(CloseCode.tokenRefused, 'JWT without a valid mode claim');
+      return { grant: { codespace: payload.codespace, mode: payload.mode } };
+    } catch {
+      return refuse(CloseCode.tokenRefused, 'JWT not valid');
+    }
+  }
+
+  #lookupCached(token: string): Promise<Answer> {
+    const cached = this.#cache.get(token);
+    if (cached && cached.expires > this.#now()) return Promise.resolve(cached.answer);
+    if (cached) this.#cache.delete(token);
+    const pending = this.#inFlight.get(token);
+    if (pending) return pending;
+    const lookup = this.#lookup(token).then((answer) => {
+      this.#inFlight.delete(token);
+      // An unavailable service is not an answer about the token: ask again next time.
+      if (('grant' in answer || answer.refusal !== CloseCode.authUnavailable) && this.#options.authCacheMs > 0) {
+        if (this.#cache.size >= MAX_CACHED_ANSWERS) this.#cache.delete(this.#cache.keys().next().value!);
+        this.#cache.set(token, { answer, expires: this.#now() + this.#options.authCacheMs });
+      }
+      return answer;
+    });
+    this.#inFlight.set(token, lookup);
+    return lookup;
+  }
+
+  async #lookup(token: string): Promise<Answer> {
+    const url = `${this.#options.apiBaseUrl}codespace/${encodeURIComponent(token)}/?fields=uuid,mode`;
+    this.#lookupsSent++;
+    let response: Response;
+    let body: unknown;
+    try {
+      const signal = AbortSignal.any([this.#aborter.signal, AbortSignal.timeout(this.#options.authTimeoutMs)]);
+      response = await fetch(url, { signal, headers: { accept: 'application/json' } });
+      if (response.status !== 200) {
+        await response.body?.cancel();
+        return this.#refusalFor(response.status);
+      }
+      body = await response.json().catch(() => null);
+    } catch {
+      return refuse(CloseCode.authUnavailable, 'auth service unreachable or too slow');
+    }
+    const { uuid, mode } = (body ?? {}) as { uuid?: unknown; mode?: unknown };
+    if (typeof uuid !== 'string' || !CODESPACE_ID_PATTERN.test(uuid) || !isMode(mode)) {
+      return refuse(CloseCode.tokenRefused, 'auth service answered without a valid uuid and mode');
+    }
+    return { grant: { codespace: uuid, mode } };
+  }
+
+  #refusalFor(status: number): Answer {
+    if (status === 404) return refuse(CloseCode.notFound, 'no such codespace');
+    if (status >= 500) return refuse(CloseCode.authUnavailable, `auth service answered ${status}`);
+    return refuse(CloseCode.tokenRefused, `auth service answered ${status}`);
+  }
+}

@@ -113,7 +113,7 @@ export class Channel {
 
   async #insertValue(session: string, request: InsertValueRequest): Promise<void> {
     const member = this.#members.get(session);
-    if (!member) return; // it left while this message was on its way
+    if (!member) return; // it left while this message was on its way: nobody to answer
     if (member.mode !== 'edit') return this.#refuse(session, 'forbidden', 'this connection is view_only', request.ref);
     const prepared = this.#doc.prepare(
       { changes: request.changes, docLength: request.doc_length, version: request.version, ref: request.ref },
@@ -152,11 +152,17 @@ export class Channel {
   }
 
   #ack(session: string, version: number, ref: string | undefined): void {
-    this.#to(session, ref === undefined ? { operation: 'ack', version } : { operation: 'ack', version, ref });
+    this.#answer(session, ref === undefined ? { operation: 'ack', version } : { operation: 'ack', version, ref });
   }
 
   #refuse(session: string, code: ErrorCode, message: string, ref: string | undefined): void {
-    this.#to(session, { operation: 'error', data: ref === undefined ? { code, message } : { code, message, ref } });
+    this.#answer(session, { operation: 'error', data: ref === undefined ? { code, message } : { code, message, ref } });
+  }
+
+  /** The one reply an insert_value gets. */
+  #answer(session: string, message: unknown): void {
+    const member = this.#members.get(session);
+    if (member) this.#send({ type: 'to', session, data: encodeMessage(message, member.codec), answer: true });
   }
 
   #to(session: string, message: unknown): void {

@@ -3,8 +3,9 @@
  * bytes the channel encoded to each member's transport. It never decodes a fan-out payload.
  */
 import type { MemoryBackplane } from '../backplane/memory_backplane.ts';
+import { encodeMessage } from '../protocol/codec.ts';
 import type { CloseCodeEntry } from '../protocol/close_codes.ts';
-import type { ClientMessage, Codec, Mode } from '../protocol/messages.ts';
+import type { ClientMessage, Codec, ErrorMessage, Mode } from '../protocol/messages.ts';
 import type { ChannelInbound, ChannelOutbound } from './envelopes.ts';
 import { PortLink } from './port_link.ts';
 
@@ -38,6 +39,8 @@ export class ChannelRef {
   readonly #events: ChannelRefEvents;
   #link: PortLink<ChannelOutbound, ChannelInbound>;
   #endedListeners: (() => void)[] = [];
+  /** Refs of insert_values forwarded and not answered yet, per member, oldest first. */
+  readonly #unanswered = new Map<string, (string | undefined)[]>();
 
   constructor(codespace: string, port: MessagePort, store: MemoryBackplane, events: ChannelRefEvents, now: number) {
     this.codespace = codespace;
@@ -65,11 +68,17 @@ export class ChannelRef {
 
   leave(member: Member, now: number): void {
     if (!this.#members.delete(member.id)) return;
+    this.#unanswered.delete(member.id);
     this.#link.send({ type: 'leave', session: member.id });
     if (this.#members.size === 0) this.emptySince = now;
   }
 
   forward(member: Member, msg: ClientMessage): void {
+    if (msg.operation === 'insert_value') {
+      const refs = this.#unanswered.get(member.id);
+      if (refs) refs.push(msg.ref);
+      else this.#unanswered.set(member.id, [msg.ref]);
+    }
     this.#link.send({ type: 'client', session: member.id, msg });
   }
 
@@ -88,6 +97,7 @@ export class ChannelRef {
    */
   restartOn(port: MessagePort): void {
     this.#link.close();
+    this.#answerLostEdits();
     this.state = 'starting';
     this.thread = -1;
     this.#link = this.#linkTo(port);
@@ -116,6 +126,23 @@ export class ChannelRef {
     this.#link.close();
   }
 
+  /**
+   * Edits the dead actor had not answered may or may not have been committed: each gets
+   * `unavailable`, so its author resends it, and deduplication by `ref` makes that safe.
+   */
+  #answerLostEdits(): void {
+    for (const [id, refs] of this.#unanswered) {
+      const member = this.#members.get(id);
+      if (!member) continue;
+      for (const ref of refs) {
+        const reply: ErrorMessage = { operation: 'error', data: { code: 'unavailable', message: 'the channel restarted before answering; send it again' } };
+        if (ref !== undefined) reply.data.ref = ref;
+        member.deliver(encodeMessage(reply, member.codec));
+      }
+    }
+    this.#unanswered.clear();
+  }
+
   #linkTo(port: MessagePort): PortLink<ChannelOutbound, ChannelInbound> {
     return new PortLink<ChannelOutbound, ChannelInbound>(port, (envelope) => this.#receive(envelope));
   }
@@ -123,6 +150,7 @@ export class ChannelRef {
   #receive(envelope: ChannelOutbound): void {
     switch (envelope.type) {
       case 'to':
+        if (envelope.answer) this.#unanswered.get(envelope.session)?.shift();
         this.#members.get(envelope.session)?.deliver(envelope.data);
         return;
       case 'broadcast':

@@ -17,8 +17,11 @@ export type ChannelInbound =
 /** Channel → main thread. */
 export type ChannelOutbound =
   | { type: 'ready'; version: number; thread: number }
-  /** Bytes already encoded in the session's codec. */
-  | { type: 'to'; session: string; data: Uint8Array }
+  /**
+   * Bytes already encoded in the session's codec. `answer` marks the one reply (ack or error)
+   * each forwarded insert_value gets, so main knows which edits a crash left unanswered.
+   */
+  | { type: 'to'; session: string; data: Uint8Array; answer?: true }
   /** One broadcast, encoded once per codec in use; null where no recipient uses that codec. */
   | { type: 'broadcast'; except: string | null; json: Uint8Array | null; msgpack: Uint8Array | null }
   | { type: 'heartbeat_ack'; seq: number }

@@ -14,6 +14,8 @@ export type ChannelEnd = 'stopped' | 'crashed';
 /** Where channels run: a worker pool, or this thread (embedding, WORKERS=0). */
 export interface Placement {
   spawn(task: SpawnTask): Promise<ChannelEnd>;
+  /** Ends the thread with this id (a hung worker); false where there is no such thread. */
+  terminateThread(threadId: number): boolean;
   close(): Promise<void>;
 }
 

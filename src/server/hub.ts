@@ -23,6 +23,8 @@ export class Hub {
   readonly store: MemoryBackplane;
   readonly supervisor: Supervisor;
   readonly resolver: TokenResolver;
+  /** Where channels run; exposed so a hung worker can be terminated (and tests can do so). */
+  readonly placement: Placement;
   readonly log: LogFn;
   readonly #tickTimer: ReturnType<typeof setInterval>;
   #closed = false;
@@ -31,9 +33,9 @@ export class Hub {
     this.config = config;
     this.log = log;
     this.store = new MemoryBackplane({ history: config.history });
-    const placement: Placement = config.workers > 0 ? new ChannelPool(config.workers) : new InProcessPlacement();
+    this.placement = config.workers > 0 ? new ChannelPool(config.workers) : new InProcessPlacement();
     this.supervisor = new Supervisor({
-      placement,
+      placement: this.placement,
       store: this.store,
       settings: { history: config.history, maxDocLength: config.maxDocLength },
       channelGraceMs: config.channelGraceMs,

@@ -11,5 +11,10 @@ export class InProcessPlacement implements Placement {
     return hostChannel(task);
   }
 
+  /** Channels share this thread: there is nothing to terminate on its own. */
+  terminateThread(_threadId: number): boolean {
+    return false;
+  }
+
   async close(): Promise<void> {}
 }

@@ -7,6 +7,14 @@ function logLine(event: string, fields: Record<string, unknown>): void {
   process.stderr.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n');
 }
 
+/** Deno and Bun both fill in `process.versions.node`, so ask for them first. */
+function runtimeName(): string {
+  const runtimes = globalThis as { Deno?: { version: { deno: string } }; Bun?: { version: string } };
+  if (runtimes.Deno) return `deno ${runtimes.Deno.version.deno}`;
+  if (runtimes.Bun) return `bun ${runtimes.Bun.version}`;
+  return `node ${process.versions.node}`;
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -23,7 +31,7 @@ async function main(): Promise<void> {
   const hub = new Hub(config, logLine);
   const acceptor = new Acceptor(hub);
   const { host, port } = await acceptor.listen();
-  const runtime = (globalThis as { Bun?: { version: string } }).Bun ? `bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}` : `node ${process.versions.node}`;
+  const runtime = runtimeName();
   const where = config.workers > 0 ? `${config.workers} worker${config.workers === 1 ? '' : 's'}` : 'in-process channels';
   process.stdout.write(`codespace listening on ws://${host}:${port}/codespace/<token>/ (${where}, memory backplane, ${runtime})\n`);
   let stopping = false;

@@ -9,6 +9,10 @@ import type { Codec } from '../protocol/messages.ts';
 import type { Connection, Transport } from './connection.ts';
 import type { Hub } from './hub.ts';
 
+// One options object per frame type, not one per send: this is the fan-out path.
+const AS_BINARY = { binary: true } as const;
+const AS_TEXT = { binary: false } as const;
+
 function toBytes(data: RawData): Uint8Array {
   if (Array.isArray(data)) return Buffer.concat(data);
   return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
@@ -36,7 +40,7 @@ export class Session implements Transport {
   }
 
   write(bytes: Uint8Array): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(bytes, { binary: this.#codec === 'msgpack' });
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(bytes, this.#codec === 'msgpack' ? AS_BINARY : AS_TEXT);
   }
 
   close(code: number, reason: string): void {

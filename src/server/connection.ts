@@ -57,6 +57,8 @@ export class Connection implements Member {
     if (this.#closed || this.#channel) return;
     this.codespace = codespace;
     this.mode = mode;
+    // A client cannot be idle before it could talk: the idle clock starts at the join.
+    this.lastActivity = Date.now();
     this.#channel = this.#supervisor.join(this, codespace, resume);
     const early = this.#early ?? [];
     this.#early = null;

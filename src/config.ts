@@ -31,12 +31,24 @@ export interface Config {
   channelGraceMs: number;
   /** 0 means unlimited; beyond it upgrades are answered HTTP 503. */
   maxConnections: number;
+  /** `redis://` or `rediss://` URL of the shared backplane; empty runs on the embedded memory one. */
+  redisUrl: string;
+  /** Prepended to every Redis key and pub/sub channel. */
+  redisKeyPrefix: string;
+  /** Seconds an abandoned codespace's keys live after its last activity (0: never expire). */
+  codespaceTtlS: number;
+  /** The same for `tmp-` codespaces. */
+  tmpCodespaceTtlS: number;
+  /** Longest a committed change waits before the snapshot includes it, in milliseconds. */
+  snapshotIntervalMs: number;
+  /** Longest wait for one Redis command before an edit is answered `unavailable`. */
+  redisTimeoutMs: number;
 }
 
 interface SettingSpec {
   key: keyof Config;
   env: string;
-  kind: 'int' | 'bool' | 'string' | 'url';
+  kind: 'int' | 'bool' | 'string' | 'url' | 'redis_url';
   min?: number;
   help: string;
   defaultValue: () => number | boolean | string;
@@ -58,6 +70,12 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'authCacheMs', env: 'AUTH_CACHE_MS', kind: 'int', min: 0, help: 'milliseconds a token lookup answer is reused', defaultValue: () => 10_000 },
   { key: 'channelGraceMs', env: 'CHANNEL_GRACE_MS', kind: 'int', min: 0, help: 'milliseconds an empty channel stays loaded', defaultValue: () => 30_000 },
   { key: 'maxConnections', env: 'MAX_CONNECTIONS', kind: 'int', min: 0, help: 'most open connections (0: unlimited; HTTP 503 beyond)', defaultValue: () => 0 },
+  { key: 'redisUrl', env: 'REDIS_URL', kind: 'redis_url', help: 'Redis backplane URL (empty: embedded in-memory store)', defaultValue: () => '' },
+  { key: 'redisKeyPrefix', env: 'REDIS_KEY_PREFIX', kind: 'string', help: 'prefix of every Redis key and pub/sub channel', defaultValue: () => '' },
+  { key: 'codespaceTtlS', env: 'CODESPACE_TTL_S', kind: 'int', min: 0, help: 'seconds an abandoned codespace is kept in Redis (0: forever)', defaultValue: () => 604_800 },
+  { key: 'tmpCodespaceTtlS', env: 'TMP_CODESPACE_TTL_S', kind: 'int', min: 0, help: 'seconds an abandoned tmp- codespace is kept in Redis (0: forever)', defaultValue: () => 86_400 },
+  { key: 'snapshotIntervalMs', env: 'SNAPSHOT_INTERVAL_MS', kind: 'int', min: 10, help: 'milliseconds at most between a change and the snapshot holding it', defaultValue: () => 5_000 },
+  { key: 'redisTimeoutMs', env: 'REDIS_TIMEOUT_MS', kind: 'int', min: 10, help: 'milliseconds to wait for Redis before an edit gets unavailable', defaultValue: () => 2_000 },
 ];
 
 export function defaultConfig(): Config {
@@ -98,6 +116,16 @@ function parseValue(spec: SettingSpec, raw: string, origin: string): number | bo
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`${where} must be an http(s) URL, got ${JSON.stringify(raw)}`);
       // The lookup appends `codespace/<token>/`, so the base must end in a slash.
       return url.href.endsWith('/') ? url.href : url.href + '/';
+    }
+    case 'redis_url': {
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        throw new TypeError(`${where} must be a redis:// or rediss:// URL, got ${JSON.stringify(raw)}`);
+      }
+      if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new TypeError(`${where} must be a redis:// or rediss:// URL, got ${JSON.stringify(raw)}`);
+      return raw;
     }
     case 'string':
       return raw;

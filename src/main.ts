@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const { host, port } = await acceptor.listen();
   const runtime = runtimeName();
   const where = config.workers > 0 ? `${config.workers} worker${config.workers === 1 ? '' : 's'}` : 'in-process channels';
-  process.stdout.write(`codespace listening on ws://${host}:${port}/codespace/<token>/ (${where}, memory backplane, ${runtime})\n`);
+  process.stdout.write(`codespace listening on ws://${host}:${port}/codespace/<token>/ (${where}, ${hub.backplaneName} backplane, ${runtime})\n`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);

@@ -35,14 +35,15 @@ describe('liveness', () => {
   });
 
   it('closes a silent client with 4408 after IDLE_TIMEOUT_MS and keeps a talking one', async () => {
-    server = await startTestServer({ idleTimeoutMs: 500, pingIntervalMs: 10_000 });
+    server = await startTestServer({ idleTimeoutMs: 1000, pingIntervalMs: 10_000 });
     const { client: silent } = await TestClient.join(server.urlFor('tmp-idle-1'));
     const { client: talker } = await TestClient.join(server.urlFor('tmp-idle-1'));
     const chatter = setInterval(() => talker.send({ operation: 'create_selection', selections: [{ anchor: 0, head: 0 }] }), 60);
     try {
-      const closed = await silent.closedWith(3000);
+      const closed = await silent.closedWith(5000);
       expect(closed.code).toBe(4408);
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      // Longer than the timeout: the talker would have been closed too, were it idle.
+      await new Promise((resolve) => setTimeout(resolve, 1300));
       expect(talker.closed).toBeNull();
     } finally {
       clearInterval(chatter);

@@ -3,8 +3,8 @@
  * rebases concurrent edits, commits them to the backplane and fans them out. It holds no sockets:
  * everything it says leaves through `send` as envelopes with bytes already encoded.
  */
-import type { Backplane } from '../backplane/backplane.ts';
-import type { TextDoc, LogEntry } from '../doc/text_doc.ts';
+import type { Backplane, RemoteEvent } from '../backplane/backplane.ts';
+import { TextDoc, type EditRequest, type LogEntry, type StoredDoc } from '../doc/text_doc.ts';
 import { encodeMessage } from '../protocol/codec.ts';
 import type {
   Codec,
@@ -16,10 +16,19 @@ import type {
   Mode,
   PeerInfo,
 } from '../protocol/messages.ts';
-import type { ChannelInbound, ChannelOutbound } from './envelopes.ts';
+import type { ChannelInbound, ChannelOutbound, ChannelSettings } from './envelopes.ts';
 
-/** What the actor accepts: every inbound envelope but the store replies its backplane takes. */
-export type ChannelMessage = Exclude<ChannelInbound, { type: 'store_reply' }>;
+/**
+ * What the actor accepts: every inbound envelope but the store replies its backplane takes, what
+ * other instances publish, and the host's clock tick (snapshots and expiry).
+ */
+export type ChannelMessage =
+  | Exclude<ChannelInbound, { type: 'store_reply' }>
+  | { type: 'remote'; event: RemoteEvent }
+  | { type: 'tick'; now: number };
+
+/** Commits lost to other instances in a row before the edit is answered `unavailable`. */
+const MAX_COMMIT_ATTEMPTS = 8;
 
 interface Member {
   mode: Mode;
@@ -31,26 +40,37 @@ export interface ChannelOptions {
   doc: TextDoc;
   backplane: Backplane;
   send: (envelope: ChannelOutbound) => void;
+  settings: ChannelSettings;
   /** Versions between background snapshots. */
   snapshotEvery: number;
+  /** Milliseconds between expiry refreshes while clients are connected. */
+  touchEveryMs: number;
 }
 
 export class Channel {
   readonly #codespace: string;
-  readonly #doc: TextDoc;
+  #doc: TextDoc;
   readonly #backplane: Backplane;
   readonly #send: (envelope: ChannelOutbound) => void;
+  readonly #settings: ChannelSettings;
   readonly #snapshotEvery: number;
+  readonly #touchEveryMs: number;
   #members = new Map<string, Member>();
   #codecCounts: Record<Codec, number> = { json: 0, msgpack: 0 };
   #snapshotVersion: number;
+  /** When the oldest change not in a snapshot was installed (tick time), or null. */
+  #dirtySince: number | null = null;
+  #lastTouch = 0;
+  #now = 0;
 
   constructor(options: ChannelOptions) {
     this.#codespace = options.codespace;
     this.#doc = options.doc;
     this.#backplane = options.backplane;
     this.#send = options.send;
+    this.#settings = options.settings;
     this.#snapshotEvery = options.snapshotEvery;
+    this.#touchEveryMs = options.touchEveryMs;
     this.#snapshotVersion = options.doc.version;
   }
 
@@ -74,6 +94,10 @@ export class Channel {
           : this.#relaySelection(message.session, message.msg as CreateSelectionRequest);
       case 'heartbeat':
         return this.#send({ type: 'heartbeat_ack', seq: message.seq });
+      case 'remote':
+        return this.#remote(message.event);
+      case 'tick':
+        return this.#tick(message.now);
       case 'stop':
         return this.#stop();
       default: {
@@ -89,13 +113,7 @@ export class Channel {
     this.#members.set(session, { mode, codec });
     this.#codecCounts[codec]++;
     const missed = resume === undefined || resync ? null : this.#doc.entriesAfter(resume);
-    const data: ConnectedMessage['data'] = {
-      id: session,
-      mode,
-      codespace: this.#codespace,
-      version: this.#doc.version,
-      peers: this.#peersOf(session),
-    };
+    const data = this.#welcomeOf(session, mode);
     if (missed) data.resumed = true;
     else data.code = this.#doc.toString();
     this.#to(session, { operation: resync ? 'resync' : 'connected', data });
@@ -115,23 +133,126 @@ export class Channel {
     const member = this.#members.get(session);
     if (!member) return; // it left while this message was on its way: nobody to answer
     if (member.mode !== 'edit') return this.#refuse(session, 'forbidden', 'this connection is view_only', request.ref);
-    const prepared = this.#doc.prepare(
-      { changes: request.changes, docLength: request.doc_length, version: request.version, ref: request.ref },
-      session,
-    );
-    if (prepared.kind === 'duplicate') return this.#ack(session, prepared.version, request.ref);
-    if (prepared.kind === 'rejected') return this.#refuse(session, prepared.code, prepared.message, request.ref);
-    const committed = await this.#backplane.commit(this.#codespace, prepared.entry);
-    if (!committed.ok) return this.#refuse(session, 'unavailable', `not committed: ${committed.message}`, request.ref);
-    this.#doc.install(prepared.entry, prepared.set);
-    this.#ack(session, prepared.entry.version, request.ref);
-    this.#broadcast(broadcastOf(prepared.entry), session);
-    if (this.#doc.version - this.#snapshotVersion >= this.#snapshotEvery) await this.#snapshot();
+    // Without a version (SharePython clients) the edit is made on the document as it is now;
+    // pinning that base lets a lost commit race rebase it like any other.
+    const edit: EditRequest = { changes: request.changes, docLength: request.doc_length, version: request.version ?? this.#doc.version, ref: request.ref };
+    for (let attempt = 1; ; attempt++) {
+      const prepared = this.#doc.prepare(edit, session);
+      if (prepared.kind === 'duplicate') return this.#ack(session, prepared.version, request.ref);
+      if (prepared.kind === 'rejected') return this.#refuse(session, prepared.code, prepared.message, request.ref);
+      const committed = await this.#backplane.commit(this.#codespace, prepared.entry);
+      if (committed.ok) {
+        this.#doc.install(prepared.entry, prepared.set);
+        this.#ack(session, prepared.entry.version, request.ref);
+        this.#broadcast(broadcastOf(prepared.entry), session);
+        return this.#afterInstall();
+      }
+      if (committed.reason === 'unavailable' || attempt === MAX_COMMIT_ATTEMPTS) {
+        return this.#refuse(session, 'unavailable', `not committed: ${committed.message}`, request.ref);
+      }
+      // Another instance committed first (catch up, then rebase over it), or the store lost
+      // versions this channel holds (write them back).
+      const recovered = committed.stored < this.#doc.version ? await this.#restoreStore() : await this.#catchUp();
+      if (!recovered) return this.#refuse(session, 'unavailable', 'the store could not be read; send it again', request.ref);
+    }
+  }
+
+  /** Events from other instances, in the order their pub/sub delivered them. */
+  async #remote(event: RemoteEvent): Promise<void> {
+    switch (event.kind) {
+      case 'entry':
+        if (event.entry.version <= this.#doc.version) return; // our own echo, or already read from the log
+        if (event.entry.version === this.#doc.version + 1) return this.#installCommitted(event.entry);
+        await this.#catchUp(); // a gap: pub/sub lost something, the log has it
+        return;
+      case 'selection':
+        return this.#broadcast(event.message, null);
+      case 'reconnected':
+        // Pub/sub drops what was published while it was away; and a Redis that restarted empty
+        // must get back what this channel holds.
+        if (await this.#catchUp()) await this.#restoreStore();
+        return;
+      default: {
+        const unexpected: never = event;
+        throw new TypeError(`unknown remote event ${JSON.stringify(unexpected)}`);
+      }
+    }
+  }
+
+  /** Installs what other instances committed after our version; false if the store is away. */
+  async #catchUp(): Promise<boolean> {
+    let entries: LogEntry[] | null;
+    try {
+      entries = await this.#backplane.readLog(this.#codespace, this.#doc.version);
+    } catch {
+      return false;
+    }
+    if (entries === null) return this.#reload();
+    for (const entry of entries) this.#installCommitted(entry);
+    return true;
+  }
+
+  /** A change committed elsewhere (or by a commit whose answer was lost): apply and fan out. */
+  #installCommitted(entry: LogEntry): void {
+    if (entry.version <= this.#doc.version) return;
+    this.#doc.install(entry);
+    // Its author, if connected here, was answered `unavailable` and resends: dedup acks it.
+    this.#broadcast(broadcastOf(entry), entry.sender);
+    this.#afterInstall();
+  }
+
+  /** The log no longer reaches back to our version: rebuild from the store and resync everyone. */
+  async #reload(): Promise<boolean> {
+    let stored: StoredDoc;
+    try {
+      stored = await this.#backplane.load(this.#codespace);
+    } catch {
+      return false;
+    }
+    this.#doc = new TextDoc(stored, this.#settings);
+    this.#snapshotVersion = stored.version;
+    this.#dirtySince = null;
+    for (const [session, member] of this.#members) {
+      this.#to(session, { operation: 'resync', data: { ...this.#welcomeOf(session, member.mode), code: this.#doc.toString() } });
+    }
+    return true;
+  }
+
+  async #restoreStore(): Promise<boolean> {
+    try {
+      await this.#backplane.restore(this.#codespace, this.#storedDoc());
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #storedDoc(): StoredDoc {
+    return { text: this.#doc.toString(), version: this.#doc.version, log: this.#doc.entriesAfter(this.#doc.oldestBase) ?? [] };
+  }
+
+  #afterInstall(): void | Promise<void> {
+    if (this.#dirtySince === null) this.#dirtySince = this.#now;
+    if (this.#doc.version - this.#snapshotVersion >= this.#snapshotEvery) return this.#snapshot();
+  }
+
+  async #tick(now: number): Promise<void> {
+    this.#now = now;
+    if (this.#dirtySince !== null && now - this.#dirtySince >= this.#settings.snapshotIntervalMs) await this.#snapshot();
+    if (this.#members.size > 0 && now - this.#lastTouch >= this.#touchEveryMs) {
+      this.#lastTouch = now;
+      await this.#backplane.touch(this.#codespace).catch(() => {
+        // Redis is away: the next tick tries again, long before the TTL runs out.
+        this.#lastTouch = 0;
+      });
+    }
   }
 
   #relaySelection(session: string, request: CreateSelectionRequest): void {
     if (!this.#members.has(session)) return;
-    this.#broadcast({ ...request, sender: session, version: this.#doc.version }, session);
+    const relayed = { ...request, sender: session, version: this.#doc.version };
+    this.#broadcast(relayed, session);
+    this.#backplane.publishSelection(this.#codespace, relayed);
   }
 
   async #stop(): Promise<void> {
@@ -139,10 +260,21 @@ export class Channel {
     this.#send({ type: 'stopped', version: this.#doc.version });
   }
 
+  /** Best effort: the log already holds every committed change; a failed one is tried again. */
   async #snapshot(): Promise<void> {
     if (this.#doc.version === this.#snapshotVersion) return;
-    await this.#backplane.saveSnapshot(this.#codespace, this.#doc.toString(), this.#doc.version);
-    this.#snapshotVersion = this.#doc.version;
+    const version = this.#doc.version;
+    try {
+      await this.#backplane.saveSnapshot(this.#codespace, this.#doc.toString(), version);
+    } catch {
+      return;
+    }
+    this.#snapshotVersion = version;
+    if (this.#doc.version === version) this.#dirtySince = null;
+  }
+
+  #welcomeOf(session: string, mode: Mode): ConnectedMessage['data'] {
+    return { id: session, mode, codespace: this.#codespace, version: this.#doc.version, peers: this.#peersOf(session) };
   }
 
   #peersOf(session: string): PeerInfo[] {

@@ -41,4 +41,11 @@ export interface SpawnTask {
 export interface ChannelSettings {
   history: number;
   maxDocLength: number;
+  snapshotIntervalMs: number;
+  backplane: BackplaneSettings;
 }
+
+/** Which store a channel host connects to: main's memory store (over the port), or Redis. */
+export type BackplaneSettings =
+  | { kind: 'memory' }
+  | { kind: 'redis'; url: string; keyPrefix: string; ttlS: number; tmpTtlS: number; timeoutMs: number };

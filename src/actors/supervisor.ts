@@ -9,7 +9,8 @@ import type { ClientMessage } from '../protocol/messages.ts';
 import type { ChannelSettings, SpawnTask } from './envelopes.ts';
 import { ChannelRef, type Member } from './channel_ref.ts';
 
-export type ChannelEnd = 'stopped' | 'crashed';
+/** How a channel's task ended; `unavailable`: its document could not be loaded from the store. */
+export type ChannelEnd = 'stopped' | 'crashed' | 'unavailable';
 
 /** Where channels run: a worker pool, or this thread (embedding, WORKERS=0). */
 export interface Placement {
@@ -100,7 +101,7 @@ export class Supervisor {
     const previous = this.#stopping.get(ref.codespace);
     const started = previous ? previous.then(() => this.#options.placement.spawn(task)) : this.#options.placement.spawn(task);
     started.then(
-      (end) => this.#channelEnded(ref, end, end === 'crashed' ? 'channel crashed' : 'stopped'),
+      (end) => this.#channelEnded(ref, end, end === 'crashed' ? 'channel crashed' : end),
       (error: unknown) => this.#channelEnded(ref, 'crashed', `worker died: ${error instanceof Error ? error.message : String(error)}`),
     );
   }
@@ -121,6 +122,14 @@ export class Supervisor {
     ref.markEnded();
     if (end === 'stopped' || wasStopping || this.#closed) {
       this.#restartTimes.delete(ref.codespace);
+      ref.detach();
+      if (this.#channels.get(ref.codespace) === ref) this.#channels.delete(ref.codespace);
+      return;
+    }
+    if (end === 'unavailable') {
+      // Not the channel's fault and not counted against its budget: its clients retry later.
+      this.#options.log('channel_unavailable', { codespace: ref.codespace, members: ref.size });
+      ref.closeMembers(CloseCode.storeUnavailable);
       ref.detach();
       if (this.#channels.get(ref.codespace) === ref) this.#channels.delete(ref.codespace);
       return;

@@ -1,18 +1,51 @@
 /**
- * What a channel needs from its store and its peers on other instances. The memory backplane
- * keeps everything in this process; the Redis one (issue: Redis backplane) shares it.
+ * What a channel needs from its store and from its peers on other instances. The memory
+ * backplane keeps everything in this process; the Redis one shares it between instances.
+ * Every implementation passes test/backplane_contract.ts.
  */
 import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
 
-export type CommitResult = { ok: true } | { ok: false; reason: 'conflict' | 'unavailable'; message: string };
+export type CommitResult =
+  | { ok: true }
+  /** `stored`: the version the store is at, when it answered. */
+  | { ok: false; reason: 'conflict'; stored: number; message: string }
+  | { ok: false; reason: 'unavailable'; message: string };
+
+/** What arrives from other instances of the same codespace. */
+export type RemoteEvent =
+  | { kind: 'entry'; entry: LogEntry }
+  /** A create_selection relayed by another instance, already stamped with sender and version. */
+  | { kind: 'selection'; message: Record<string, unknown> }
+  /** The connection came back: whatever was published meanwhile is lost, read the log. */
+  | { kind: 'reconnected' };
+
+export type RemoteListener = (event: RemoteEvent) => void;
 
 export interface Backplane {
-  /** The snapshot and the log after it (at most the history window). */
+  /** The snapshot with the log after it replayed, and the most recent entries (history window). */
   load(codespace: string): Promise<StoredDoc>;
   /**
-   * Appends `entry` if the stored version is `entry.version - 1`. Resolves once the entry is
-   * durable, or with why not; never rejects.
+   * Appends `entry` if the stored version is `entry.version - 1`, and publishes it to the other
+   * instances. Resolves once the entry is durable, or with why not; never rejects.
    */
   commit(codespace: string, entry: LogEntry): Promise<CommitResult>;
+  /** Stores `text` as of `version` (ignored if older than the stored one) and trims the log. */
   saveSnapshot(codespace: string, text: string, version: number): Promise<void>;
+  /**
+   * Committed entries after `version`, oldest first, up to the stored version; null when the log
+   * no longer reaches back that far (reload instead). Rejects when the store is unreachable.
+   */
+  readLog(codespace: string, version: number): Promise<LogEntry[] | null>;
+  /**
+   * Writes `doc` back when the store holds less than it (e.g. Redis restarted empty while the
+   * channel was live); false if the store is at or beyond it.
+   */
+  restore(codespace: string, doc: StoredDoc): Promise<boolean>;
+  /** Starts delivering other instances' events for `codespace`; resolves once subscribed. */
+  subscribe(codespace: string, listener: RemoteListener): Promise<void>;
+  unsubscribe(codespace: string): void;
+  /** Relays a selection to the other instances (best effort, like the selection itself). */
+  publishSelection(codespace: string, message: Record<string, unknown>): void;
+  /** Keeps a codespace with connected clients from expiring. */
+  touch(codespace: string): Promise<void>;
 }

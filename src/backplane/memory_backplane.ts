@@ -5,9 +5,9 @@
  */
 import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
 import { changeSetOf, textOf } from '../doc/text_doc.ts';
-import type { Backplane, CommitResult } from './backplane.ts';
+import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
 
-interface Record {
+interface DocRecord {
   snapshot: string;
   snapshotVersion: number;
   /** Entries after the snapshot, oldest first, trimmed to `history` beyond it. */
@@ -16,7 +16,7 @@ interface Record {
 }
 
 export class MemoryBackplane implements Backplane {
-  #docs = new Map<string, Record>();
+  #docs = new Map<string, DocRecord>();
   readonly #history: number;
 
   constructor(options: { history: number }) {
@@ -56,7 +56,7 @@ export class MemoryBackplane implements Backplane {
       this.#docs.set(codespace, record);
     }
     if (entry.version !== record.version + 1) {
-      return { ok: false, reason: 'conflict', message: `expected version ${record.version + 1}, got ${entry.version}` };
+      return { ok: false, reason: 'conflict', stored: record.version, message: `expected version ${record.version + 1}, got ${entry.version}` };
     }
     record.log.push(entry);
     record.version = entry.version;
@@ -79,4 +79,29 @@ export class MemoryBackplane implements Backplane {
     if (drop > 0) record.log.splice(0, drop);
     this.#docs.set(codespace, record);
   }
+
+  async readLog(codespace: string, version: number): Promise<LogEntry[] | null> {
+    const record = this.#docs.get(codespace);
+    if (!record) return version === 0 ? [] : null;
+    if (version >= record.version) return [];
+    const first = record.log.findIndex((entry) => entry.version === version + 1);
+    return first < 0 ? null : record.log.slice(first);
+  }
+
+  async restore(codespace: string, doc: StoredDoc): Promise<boolean> {
+    const record = this.#docs.get(codespace);
+    if (record && record.version >= doc.version) return false;
+    this.#docs.set(codespace, { snapshot: doc.text, snapshotVersion: doc.version, log: [...doc.log], version: doc.version });
+    return true;
+  }
+
+  /** One process, one channel per codespace: there are no other instances to hear from. */
+  async subscribe(_codespace: string, _listener: RemoteListener): Promise<void> {}
+
+  unsubscribe(_codespace: string): void {}
+
+  publishSelection(_codespace: string, _message: Record<string, unknown>): void {}
+
+  /** Memory does not expire: an abandoned codespace lives as long as the process. */
+  async touch(_codespace: string): Promise<void> {}
 }

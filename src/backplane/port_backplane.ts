@@ -4,7 +4,7 @@
  */
 import type { ChannelOutbound } from '../actors/envelopes.ts';
 import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
-import type { Backplane, CommitResult } from './backplane.ts';
+import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
 
 const COMMITTED: CommitResult = { ok: true };
 
@@ -39,6 +39,23 @@ export class PortBackplane implements Backplane {
     this.#send({ type: 'store_snapshot', text, version });
     return Promise.resolve();
   }
+
+  /** The channel is the only sequencer here, so it never falls behind the store it feeds. */
+  async readLog(_codespace: string, _version: number): Promise<LogEntry[] | null> {
+    return null;
+  }
+
+  async restore(_codespace: string, _doc: StoredDoc): Promise<boolean> {
+    return false;
+  }
+
+  async subscribe(_codespace: string, _listener: RemoteListener): Promise<void> {}
+
+  unsubscribe(_codespace: string): void {}
+
+  publishSelection(_codespace: string, _message: Record<string, unknown>): void {}
+
+  async touch(_codespace: string): Promise<void> {}
 
   receiveReply(id: number, doc: StoredDoc | undefined, error: string | undefined): void {
     const pending = this.#pendingLoads.get(id);

@@ -11,6 +11,7 @@ export const CloseCode = {
   tryAgainLater: { code: 1013, reason: 'try again later' },
   authUnavailable: { code: 1013, reason: 'auth service unavailable' },
   slowConsumer: { code: 1013, reason: 'slow consumer' },
+  storeUnavailable: { code: 1013, reason: 'store unavailable' },
   badMessage: { code: 4400, reason: 'unparsable message' },
   tokenRefused: { code: 4401, reason: 'token refused' },
   notFound: { code: 4404, reason: 'codespace does not exist' },

@@ -132,8 +132,10 @@ export class Acceptor {
     if (path === '/healthz') {
       response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      response.writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ ready: true, connections: this.#sessions.size, channels: this.#hub.supervisor.channelCount, backplane: 'memory' }) + '\n');
+      const ready = this.#hub.ready;
+      const backplane = this.#hub.redisHealth ? `redis ${this.#hub.redisHealth.state}` : 'memory';
+      response.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ ready, connections: this.#sessions.size, channels: this.#hub.supervisor.channelCount, backplane }) + '\n');
     } else {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

@@ -3,6 +3,8 @@
  * socket. The WebSocket acceptor is one adapter over it; an embedding app is another.
  */
 import { MemoryBackplane } from '../backplane/memory_backplane.ts';
+import { RedisHealth, type BackplaneState } from '../backplane/redis_health.ts';
+import type { BackplaneSettings } from '../actors/envelopes.ts';
 import { Supervisor, type Placement } from '../actors/supervisor.ts';
 import type { Config } from '../config.ts';
 import { CloseCode, ProtocolError } from '../protocol/close_codes.ts';
@@ -26,6 +28,8 @@ export class Hub {
   /** Where channels run; exposed so a hung worker can be terminated (and tests can do so). */
   readonly placement: Placement;
   readonly log: LogFn;
+  /** Watches Redis for `/readyz` and the log; null on the memory backplane. */
+  readonly redisHealth: RedisHealth | null;
   readonly #tickTimer: ReturnType<typeof setInterval>;
   #closed = false;
 
@@ -37,17 +41,29 @@ export class Hub {
     this.supervisor = new Supervisor({
       placement: this.placement,
       store: this.store,
-      settings: { history: config.history, maxDocLength: config.maxDocLength },
+      settings: { history: config.history, maxDocLength: config.maxDocLength, snapshotIntervalMs: config.snapshotIntervalMs, backplane: backplaneSettingsOf(config) },
       channelGraceMs: config.channelGraceMs,
       maxRestarts: MAX_RESTARTS,
       restartWindowMs: RESTART_WINDOW_MS,
       log,
     });
     this.resolver = new TokenResolver(config);
+    this.redisHealth = config.redisUrl
+      ? new RedisHealth(config.redisUrl, (state: BackplaneState) => log(state === 'up' ? 'backplane_up' : 'backplane_down', { backplane: 'redis' }))
+      : null;
     // One timer for every channel's heartbeat and grace period, not one per channel.
     const tickMs = Math.min(1000, Math.max(10, Math.floor(config.channelGraceMs / 2)));
     this.#tickTimer = setInterval(() => this.supervisor.tick(Date.now()), tickMs);
     this.#tickTimer.unref?.();
+  }
+
+  get backplaneName(): 'memory' | 'redis' {
+    return this.redisHealth ? 'redis' : 'memory';
+  }
+
+  /** Ready to serve joins: the memory backplane always is; Redis when connected. */
+  get ready(): boolean {
+    return this.#closed ? false : this.redisHealth === null || this.redisHealth.state === 'up';
   }
 
   connection(transport: Transport, codec: Codec): Connection {
@@ -79,6 +95,19 @@ export class Hub {
     this.#closed = true;
     clearInterval(this.#tickTimer);
     this.resolver.close();
+    this.redisHealth?.close();
     await this.supervisor.close();
   }
+}
+
+function backplaneSettingsOf(config: Config): BackplaneSettings {
+  if (!config.redisUrl) return { kind: 'memory' };
+  return {
+    kind: 'redis',
+    url: config.redisUrl,
+    keyPrefix: config.redisKeyPrefix,
+    ttlS: config.codespaceTtlS,
+    tmpTtlS: config.tmpCodespaceTtlS,
+    timeoutMs: config.redisTimeoutMs,
+  };
 }

@@ -5,49 +5,113 @@
  */
 import { threadId } from 'node:worker_threads';
 import { Channel, type ChannelMessage } from '../actors/channel.ts';
-import type { ChannelInbound, ChannelOutbound, SpawnTask } from '../actors/envelopes.ts';
+import type { BackplaneSettings, ChannelInbound, ChannelOutbound, ChannelSettings, SpawnTask } from '../actors/envelopes.ts';
 import { Mailbox } from '../actors/mailbox.ts';
 import { PortLink } from '../actors/port_link.ts';
+import type { Backplane, RemoteEvent } from '../backplane/backplane.ts';
 import { PortBackplane } from '../backplane/port_backplane.ts';
+import { RedisBackplane } from '../backplane/redis_backplane.ts';
 import { TextDoc } from '../doc/text_doc.ts';
 
-export type ChannelEnd = 'stopped' | 'crashed';
+import type { ChannelEnd } from '../actors/supervisor.ts';
+
+/** One Redis backplane (two connections) per thread, shared by every channel it hosts. */
+let sharedRedis: { key: string; backplane: RedisBackplane } | null = null;
+
+function redisBackplaneFor(settings: Extract<BackplaneSettings, { kind: 'redis' }>, history: number): RedisBackplane {
+  const key = JSON.stringify(settings);
+  if (sharedRedis?.key !== key) {
+    void sharedRedis?.backplane.close();
+    sharedRedis = {
+      key,
+      backplane: new RedisBackplane({ url: settings.url, keyPrefix: settings.keyPrefix, ttlS: settings.ttlS, tmpTtlS: settings.tmpTtlS, history, timeoutMs: settings.timeoutMs }),
+    };
+  }
+  return sharedRedis.backplane;
+}
+
+/** Milliseconds between expiry refreshes: a third of the TTL, so two may fail before it runs out. */
+function touchEveryMs(settings: ChannelSettings, codespace: string): number {
+  if (settings.backplane.kind !== 'redis') return 60_000;
+  const ttlS = codespace.startsWith('tmp-') ? settings.backplane.tmpTtlS : settings.backplane.ttlS;
+  return ttlS > 0 ? Math.max(50, Math.floor((ttlS * 1000) / 3)) : 3_600_000;
+}
+
+/** Subscribes, then loads (so nothing published in between is missed), retrying while the store is away. */
+async function openDocument(backplane: Backplane, task: SpawnTask, onRemote: (event: RemoteEvent) => void): Promise<TextDoc | null> {
+  const patienceMs = task.settings.backplane.kind === 'redis' ? Math.max(5_000, 3 * task.settings.backplane.timeoutMs) : 0;
+  const deadline = Date.now() + patienceMs;
+  for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 1_000)) {
+    try {
+      await backplane.subscribe(task.codespace, onRemote);
+      return new TextDoc(await backplane.load(task.codespace), task.settings);
+    } catch (error) {
+      if (task.settings.backplane.kind !== 'redis' || Date.now() + delayMs > deadline) {
+        if (task.settings.backplane.kind === 'redis') return null;
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
 
 export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
   let settle!: (end: ChannelEnd) => void;
   const ended = new Promise<ChannelEnd>((resolve) => (settle = resolve));
   const early: ChannelMessage[] = [];
   let mailbox: Mailbox<ChannelMessage> | null = null;
+  let ticker: ReturnType<typeof setInterval> | undefined;
+
+  function deliver(message: ChannelMessage): void {
+    if (mailbox) mailbox.post(message);
+    else early.push(message);
+  }
 
   const link = new PortLink<ChannelInbound, ChannelOutbound>(task.port, function hostOnEnvelope(envelope) {
-    if (envelope.type === 'store_reply') return backplane.receiveReply(envelope.id, envelope.doc, envelope.error);
-    if (mailbox) mailbox.post(envelope);
-    else early.push(envelope);
+    if (envelope.type === 'store_reply') return portBackplane?.receiveReply(envelope.id, envelope.doc, envelope.error);
+    deliver(envelope);
   });
-  const backplane = new PortBackplane((envelope) => link.send(envelope));
+  const portBackplane = task.settings.backplane.kind === 'memory' ? new PortBackplane((envelope) => link.send(envelope)) : null;
+  const backplane: Backplane = portBackplane ?? redisBackplaneFor(task.settings.backplane as Extract<BackplaneSettings, { kind: 'redis' }>, task.settings.history);
 
   function end(how: ChannelEnd, message?: string): void {
+    clearInterval(ticker);
+    backplane.unsubscribe(task.codespace);
     if (how === 'crashed') link.send({ type: 'crashed', message: message ?? 'unknown error' });
     link.close();
     settle(how);
   }
 
   try {
-    const doc = new TextDoc(await backplane.load(task.codespace), task.settings);
+    const doc = await openDocument(backplane, task, function channelOnRemote(event) {
+      deliver({ type: 'remote', event });
+    });
+    if (!doc) {
+      end('unavailable');
+      return ended;
+    }
     const channel = new Channel({
       codespace: task.codespace,
       doc,
       backplane,
+      settings: task.settings,
       send: function channelSend(envelope) {
         link.send(envelope);
         if (envelope.type === 'stopped') end('stopped');
       },
       snapshotEvery: Math.max(100, Math.floor(task.settings.history / 2)),
+      touchEveryMs: touchEveryMs(task.settings, task.codespace),
     });
     mailbox = new Mailbox<ChannelMessage>(
       (message) => channel.handle(message),
       (error) => end('crashed', error instanceof Error ? error.message : String(error)),
     );
+    mailbox.post({ type: 'tick', now: Date.now() });
+    const tickMs = Math.max(10, Math.min(1_000, Math.floor(task.settings.snapshotIntervalMs / 2), Math.floor(touchEveryMs(task.settings, task.codespace) / 2)));
+    ticker = setInterval(function hostOnTick() {
+      mailbox?.post({ type: 'tick', now: Date.now() });
+    }, tickMs);
+    ticker.unref?.();
     link.send({ type: 'ready', version: doc.version, thread: threadId });
     for (const message of early.splice(0)) mailbox.post(message);
   } catch (error) {

@@ -6,7 +6,7 @@ import { Piscina } from 'piscina';
 
 type LoadBalancer = NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer'] & {};
 import type { SpawnTask } from '../actors/envelopes.ts';
-import type { ChannelEnd } from './channel_host.ts';
+import type { ChannelEnd } from '../actors/supervisor.ts';
 
 const ENTRY = new URL('./channel_host_entry.mjs', import.meta.url).href;
 

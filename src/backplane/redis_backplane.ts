@@ -1,0 +1,241 @@
+/**
+ * The Redis backplane: durable change log, snapshots, expiry and delivery between instances.
+ * One per worker thread (ARCHITECTURE.md): one command connection shared by every channel on the
+ * thread, and one subscriber connection. Commands are not queued while Redis is away: an edit
+ * then fails fast with `unavailable` instead of waiting without bound.
+ */
+import { Redis } from 'ioredis';
+import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
+import { changeSetOf, textOf, LINE_SEPARATOR } from '../doc/text_doc.ts';
+import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
+import { COMMIT_LUA, LOAD_LUA, READ_LOG_LUA, RESTORE_LUA, SNAPSHOT_LUA, TOUCH_LUA } from './redis_scripts.ts';
+
+export interface RedisBackplaneOptions {
+  url: string;
+  keyPrefix: string;
+  /** Seconds after the last activity; 0 keeps the keys forever. */
+  ttlS: number;
+  tmpTtlS: number;
+  history: number;
+  /** Longest wait for one command (and for the connection at first use). */
+  timeoutMs: number;
+}
+
+type StreamEntry = [id: string, fields: string[]];
+
+interface ScriptCommands {
+  csCommit(hash: string, log: string, expected: number, entry: string, ttl: number, channel: string): Promise<[number, number]>;
+  csLoad(hash: string, log: string, history: number): Promise<[string, number, number, StreamEntry[]]>;
+  csReadLog(hash: string, log: string, after: number): Promise<[number, StreamEntry[]]>;
+  csSnapshot(hash: string, log: string, text: string, version: number, history: number, ttl: number): Promise<number>;
+  csRestore(hash: string, log: string, text: string, version: number, ttl: number, ...entries: string[]): Promise<number>;
+  csTouch(hash: string, log: string, ttl: number): Promise<number>;
+}
+
+/** Reconnect after 50 ms, doubling up to 2 s: Redis coming back is noticed within 2 s. */
+function retryStrategy(attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 6), 2_000);
+}
+
+export class RedisBackplane implements Backplane {
+  readonly #options: RedisBackplaneOptions;
+  readonly #command: Redis & ScriptCommands;
+  readonly #subscriber: Redis;
+  /** Pub/sub channel → listener of the channel actor hosted here. */
+  readonly #listeners = new Map<string, RemoteListener>();
+  /** Tags our own selections so the subscriber can drop their echo. */
+  readonly #origin = `${process.pid}.${Math.random().toString(36).slice(2, 10)}`;
+  #subscriberWasReady = false;
+  /** Settles at the command connection's first `ready`; until then calls wait for it. */
+  readonly #firstReady: Promise<void>;
+  #wasReady = false;
+
+  constructor(options: RedisBackplaneOptions) {
+    this.#options = options;
+    this.#command = new Redis(options.url, {
+      enableOfflineQueue: false,
+      commandTimeout: options.timeoutMs,
+      maxRetriesPerRequest: 1,
+      retryStrategy,
+      connectionName: 'codespace-command',
+    }) as Redis & ScriptCommands;
+    this.#command.on('error', function commandOnError() {
+      // Reconnects by itself; the state is read from `status`, and each call reports its failure.
+    });
+    this.#defineScripts();
+    this.#firstReady = new Promise((resolve) => this.#command.once('ready', () => {
+      this.#wasReady = true;
+      resolve();
+    }));
+    this.#subscriber = new Redis(options.url, {
+      autoResubscribe: true,
+      maxRetriesPerRequest: null,
+      retryStrategy,
+      connectionName: 'codespace-subscriber',
+    });
+    this.#subscriber.on('error', function subscriberOnError() {});
+    this.#subscriber.on('ready', this.#subscriberOnReady);
+    this.#subscriber.on('message', this.#subscriberOnMessage);
+  }
+
+  get connected(): boolean {
+    return this.#command.status === 'ready' && this.#subscriber.status === 'ready';
+  }
+
+  async load(codespace: string): Promise<StoredDoc> {
+    await this.#commandReady();
+    const [code, snapshot, version, raw] = await this.#command.csLoad(this.#hash(codespace), this.#log(codespace), this.#options.history);
+    const entries = raw.map(entryOf);
+    let text = textOf(code);
+    let at = Number(snapshot);
+    for (const entry of entries) {
+      if (entry.version <= at) continue;
+      if (entry.version !== at + 1) throw new Error(`log of ${codespace} jumps from ${at} to ${entry.version}`);
+      text = changeSetOf(entry.changes, entry.docLength).apply(text);
+      at = entry.version;
+    }
+    if (at < Number(version)) throw new Error(`log of ${codespace} ends at ${at}, version is ${version}`);
+    return {
+      text: text.sliceString(0, text.length, LINE_SEPARATOR),
+      version: at,
+      log: entries.filter((entry) => entry.version > at - this.#options.history),
+    };
+  }
+
+  async commit(codespace: string, entry: LogEntry): Promise<CommitResult> {
+    try {
+      await this.#commandReady();
+      const [ok, stored] = await this.#command.csCommit(
+        this.#hash(codespace),
+        this.#log(codespace),
+        entry.version - 1,
+        JSON.stringify(entry),
+        this.#ttlOf(codespace),
+        this.#hash(codespace),
+      );
+      if (ok === 1) return { ok: true };
+      return { ok: false, reason: 'conflict', stored, message: `the store is at version ${stored}, not ${entry.version - 1}` };
+    } catch (error) {
+      return { ok: false, reason: 'unavailable', message: `redis: ${messageOf(error)}` };
+    }
+  }
+
+  async saveSnapshot(codespace: string, text: string, version: number): Promise<void> {
+    await this.#commandReady();
+    await this.#command.csSnapshot(this.#hash(codespace), this.#log(codespace), text, version, this.#options.history, this.#ttlOf(codespace));
+  }
+
+  async readLog(codespace: string, version: number): Promise<LogEntry[] | null> {
+    await this.#commandReady();
+    const [stored, raw] = await this.#command.csReadLog(this.#hash(codespace), this.#log(codespace), version);
+    const entries = raw.map(entryOf);
+    if (Number(stored) <= version) return [];
+    if (entries.length === 0 || entries[0].version !== version + 1) return null;
+    return entries;
+  }
+
+  async restore(codespace: string, doc: StoredDoc): Promise<boolean> {
+    await this.#commandReady();
+    const log = doc.log.filter((entry) => entry.version <= doc.version).map((entry) => JSON.stringify(entry));
+    const written = await this.#command.csRestore(this.#hash(codespace), this.#log(codespace), doc.text, doc.version, this.#ttlOf(codespace), ...log);
+    return written === 1;
+  }
+
+  async subscribe(codespace: string, listener: RemoteListener): Promise<void> {
+    const channel = this.#hash(codespace);
+    this.#listeners.set(channel, listener);
+    await withTimeout(this.#subscriber.subscribe(channel), this.#options.timeoutMs, 'subscribe');
+  }
+
+  unsubscribe(codespace: string): void {
+    const channel = this.#hash(codespace);
+    if (!this.#listeners.delete(channel)) return;
+    this.#subscriber.unsubscribe(channel).catch(function unsubscribeFailed() {
+      // The connection is gone, and with it the subscription.
+    });
+  }
+
+  publishSelection(codespace: string, message: Record<string, unknown>): void {
+    if (this.#command.status !== 'ready') return;
+    this.#command.publish(this.#hash(codespace), 's' + JSON.stringify({ o: this.#origin, m: message })).catch(function selectionLost() {
+      // Selections are best effort: the next one supersedes it.
+    });
+  }
+
+  async touch(codespace: string): Promise<void> {
+    await this.#commandReady();
+    await this.#command.csTouch(this.#hash(codespace), this.#log(codespace), this.#ttlOf(codespace));
+  }
+
+  async close(): Promise<void> {
+    this.#listeners.clear();
+    this.#command.disconnect();
+    this.#subscriber.disconnect();
+  }
+
+  #hash(codespace: string): string {
+    return this.#options.keyPrefix + codespace;
+  }
+
+  #log(codespace: string): string {
+    return this.#options.keyPrefix + codespace + ':log';
+  }
+
+  #ttlOf(codespace: string): number {
+    return codespace.startsWith('tmp-') ? this.#options.tmpTtlS : this.#options.ttlS;
+  }
+
+  #defineScripts(): void {
+    this.#command.defineCommand('csCommit', { numberOfKeys: 2, lua: COMMIT_LUA });
+    this.#command.defineCommand('csLoad', { numberOfKeys: 2, lua: LOAD_LUA });
+    this.#command.defineCommand('csReadLog', { numberOfKeys: 2, lua: READ_LOG_LUA });
+    this.#command.defineCommand('csSnapshot', { numberOfKeys: 2, lua: SNAPSHOT_LUA });
+    this.#command.defineCommand('csRestore', { numberOfKeys: 2, lua: RESTORE_LUA });
+    this.#command.defineCommand('csTouch', { numberOfKeys: 2, lua: TOUCH_LUA });
+  }
+
+  /**
+   * Commands fail at once while Redis is away (no offline queue); only the very first ones,
+   * issued while the connection is still being made, wait for it (bounded).
+   */
+  async #commandReady(): Promise<void> {
+    if (!this.#wasReady) await withTimeout(this.#firstReady, this.#options.timeoutMs, 'connect');
+  }
+
+  readonly #subscriberOnReady = (): void => {
+    if (!this.#subscriberWasReady) {
+      this.#subscriberWasReady = true;
+      return;
+    }
+    for (const listener of this.#listeners.values()) listener({ kind: 'reconnected' });
+  };
+
+  readonly #subscriberOnMessage = (channel: string, message: string): void => {
+    const listener = this.#listeners.get(channel);
+    if (!listener) return;
+    const body = message.slice(1);
+    if (message[0] === 'e') {
+      listener({ kind: 'entry', entry: JSON.parse(body) as LogEntry });
+    } else if (message[0] === 's') {
+      const relayed = JSON.parse(body) as { o: string; m: Record<string, unknown> };
+      if (relayed.o !== this.#origin) listener({ kind: 'selection', message: relayed.m });
+    }
+  };
+}
+
+function entryOf([, fields]: StreamEntry): LogEntry {
+  const at = fields.indexOf('e');
+  return JSON.parse(fields[at + 1]) as LogEntry;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis ${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,115 @@
+/**
+ * The contract every Backplane implementation keeps (STYLE.md rule 13): run by
+ * memory_backplane.test.ts and redis_backplane.integration.test.ts against each.
+ */
+import { describe, expect, it, beforeEach, afterEach } from 'vitest';
+import type { Backplane } from '../src/backplane/backplane.ts';
+import type { LogEntry } from '../src/doc/text_doc.ts';
+
+/** History window the implementation under test must be built with. */
+export const CONTRACT_HISTORY = 3;
+
+export interface ContractSubject {
+  backplane: Backplane;
+  cleanup(): Promise<void>;
+}
+
+/** Entry n of a document built by appending "<n>;" at the end, from version 0. */
+export function appendEntry(version: number, sender = 's1'): LogEntry {
+  const docLength = textAt(version - 1).length;
+  return { version, changes: [{ from: docLength, to: docLength, insert: `${version};` }], docLength, sender, ref: `r${version}` };
+}
+
+export function textAt(version: number): string {
+  let text = '';
+  for (let v = 1; v <= version; v++) text += `${v};`;
+  return text;
+}
+
+async function commitUpTo(backplane: Backplane, codespace: string, version: number): Promise<void> {
+  for (let v = 1; v <= version; v++) expect(await backplane.commit(codespace, appendEntry(v))).toEqual({ ok: true });
+}
+
+export function backplaneContract(name: string, make: () => Promise<ContractSubject>): void {
+  describe(`Backplane contract: ${name}`, () => {
+    let subject: ContractSubject;
+    let backplane: Backplane;
+    let n = 0;
+    let codespace: string;
+
+    beforeEach(async () => {
+      subject = await make();
+      backplane = subject.backplane;
+      codespace = `contract-${process.pid}-${Date.now()}-${n++}`;
+    });
+    afterEach(async () => subject.cleanup());
+
+    it('loads an unknown codespace as the empty document at version 0', async () => {
+      expect(await backplane.load(codespace)).toEqual({ text: '', version: 0, log: [] });
+    });
+
+    it('commits in version order and loads the log replayed', async () => {
+      await commitUpTo(backplane, codespace, 2);
+      const doc = await backplane.load(codespace);
+      expect(doc.text).toBe(textAt(2));
+      expect(doc.version).toBe(2);
+      expect(doc.log.map((entry) => entry.version)).toEqual([1, 2]);
+      expect(doc.log[1]).toEqual(appendEntry(2));
+    });
+
+    it('refuses a commit that does not follow the stored version and changes nothing', async () => {
+      await commitUpTo(backplane, codespace, 2);
+      const gap = await backplane.commit(codespace, appendEntry(4));
+      expect(gap).toMatchObject({ ok: false, reason: 'conflict', stored: 2 });
+      const replay = await backplane.commit(codespace, appendEntry(2));
+      expect(replay).toMatchObject({ ok: false, reason: 'conflict', stored: 2 });
+      expect((await backplane.load(codespace)).text).toBe(textAt(2));
+    });
+
+    it('reads the log after a version, and says when it no longer reaches back', async () => {
+      await commitUpTo(backplane, codespace, 4);
+      expect((await backplane.readLog(codespace, 1))?.map((entry) => entry.version)).toEqual([2, 3, 4]);
+      expect(await backplane.readLog(codespace, 4)).toEqual([]);
+      expect(await backplane.readLog(codespace, 9)).toEqual([]);
+      await backplane.saveSnapshot(codespace, textAt(4), 4);
+      // Trimmed below snapshot - history: version 1 is gone, 2 is the oldest base kept.
+      expect(await backplane.readLog(codespace, 0)).toBeNull();
+      expect((await backplane.readLog(codespace, 1))?.map((entry) => entry.version)).toEqual([2, 3, 4]);
+    });
+
+    it('loads a snapshot with the log after it, and keeps history below it', async () => {
+      await commitUpTo(backplane, codespace, 6);
+      await backplane.saveSnapshot(codespace, textAt(5), 5);
+      const doc = await backplane.load(codespace);
+      expect(doc.text).toBe(textAt(6));
+      expect(doc.version).toBe(6);
+      expect(doc.log.map((entry) => entry.version)).toEqual([4, 5, 6]);
+      // Never trimmed above the snapshot: version 3 (= 5 - history + 1) is still there.
+      expect((await backplane.readLog(codespace, 2))?.map((entry) => entry.version)).toEqual([3, 4, 5, 6]);
+    });
+
+    it('ignores a snapshot older than the stored one or beyond the stored version', async () => {
+      await commitUpTo(backplane, codespace, 3);
+      await backplane.saveSnapshot(codespace, textAt(3), 3);
+      await backplane.saveSnapshot(codespace, 'stale', 2);
+      await backplane.saveSnapshot(codespace, 'future', 9);
+      expect((await backplane.load(codespace)).text).toBe(textAt(3));
+    });
+
+    it('restores a document into a store that holds less, and only then', async () => {
+      const log = [appendEntry(4), appendEntry(5)];
+      expect(await backplane.restore(codespace, { text: textAt(5), version: 5, log })).toBe(true);
+      const doc = await backplane.load(codespace);
+      expect(doc).toMatchObject({ text: textAt(5), version: 5 });
+      expect(await backplane.commit(codespace, appendEntry(6))).toEqual({ ok: true });
+      expect((await backplane.readLog(codespace, 3))?.map((entry) => entry.version)).toEqual([4, 5, 6]);
+      expect(await backplane.restore(codespace, { text: 'older', version: 4, log: [] })).toBe(false);
+      expect((await backplane.load(codespace)).text).toBe(textAt(6));
+    });
+
+    it('keeps codespaces apart', async () => {
+      await commitUpTo(backplane, codespace, 2);
+      expect(await backplane.load(`${codespace}-other`)).toEqual({ text: '', version: 0, log: [] });
+    });
+  });
+}

@@ -3,7 +3,7 @@ RUNTIME ?= node
 ARGS ?=
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test install typecheck bench clean
+.PHONY: run test install redis typecheck bench clean
 
 $(NODE_MODULES_STAMP): package.json
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
@@ -20,7 +20,11 @@ endif
 typecheck: install
 	./node_modules/.bin/tsc -p tsconfig.json
 
-test: install
+# The Redis tests run redis-servers of their own on free ports; this only makes sure one exists.
+redis:
+	@./scripts/ensure_redis.sh
+
+test: install redis
 	./node_modules/.bin/vitest run $(ARGS)
 
 clean:

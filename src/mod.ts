@@ -18,6 +18,8 @@ export { CloseCode, ProtocolError } from './protocol/close_codes.ts';
 export type * from './protocol/messages.ts';
 export { TextDoc, changeSetOf, specsOf, textOf, LINE_SEPARATOR } from './doc/text_doc.ts';
 export type { LogEntry, StoredDoc } from './doc/text_doc.ts';
+export { connect, CodespaceClient } from './client/client.ts';
+export type { ClientOptions, ClientEvents, ConnectionState, RemoteChange } from './client/client.ts';
 
 export interface RunningServer {
   hub: Hub;

@@ -16,6 +16,8 @@ export interface InFlight {
 
 export class PendingDoc {
   #text: Text;
+  /** The text at `#version` as the server has it: `#text` without the pending changes. */
+  #confirmed: Text;
   #version: number;
   #inFlight: InFlight | null = null;
   #buffered: ChangeSet | null = null;
@@ -24,6 +26,7 @@ export class PendingDoc {
 
   constructor(text: string, version: number, refPrefix: string) {
     this.#text = textOf(text);
+    this.#confirmed = this.#text;
     this.#version = version;
     this.#refPrefix = refPrefix;
   }
@@ -34,6 +37,11 @@ export class PendingDoc {
 
   get text(): string {
     return this.#text.sliceString(0, this.#text.length, LINE_SEPARATOR);
+  }
+
+  /** The text at `version` without local changes the server has not acknowledged. */
+  get confirmedText(): string {
+    return this.#confirmed.sliceString(0, this.#confirmed.length, LINE_SEPARATOR);
   }
 
   get length(): number {
@@ -75,6 +83,7 @@ export class PendingDoc {
   receiveRemote(version: number, changes: readonly ChangeSpec[], docLength: number): void {
     if (version !== this.#version + 1) throw new RangeError(`remote version ${version} after ${this.#version}`);
     let remote = changeSetOf(changes, docLength);
+    this.#confirmed = remote.apply(this.#confirmed);
     if (this.#inFlight) {
       const mapped = remote.map(this.#inFlight.local, true);
       this.#inFlight.local = this.#inFlight.local.map(remote);
@@ -93,7 +102,34 @@ export class PendingDoc {
   receiveAck(version: number, ref: string | undefined): void {
     if (!this.#inFlight || this.#inFlight.request.ref !== ref) throw new Error(`ack for ${ref} with nothing of that ref in flight`);
     if (version !== this.#version + 1) throw new RangeError(`ack version ${version} after ${this.#version}`);
+    this.#confirmed = this.#inFlight.local.apply(this.#confirmed);
     this.#inFlight = null;
     this.#version = version;
+  }
+
+  /**
+   * The server refused the in-flight change for good: it is taken back out of the local text,
+   * and what was typed after it stays.
+   */
+  dropInFlight(): void {
+    if (!this.#inFlight) return;
+    const undo = this.#inFlight.local.invert(this.#confirmed);
+    this.#buffered = this.#buffered ? this.#buffered.map(undo) : null;
+    this.#inFlight = null;
+    this.#text = this.#buffered ? this.#buffered.apply(this.#confirmed) : this.#confirmed;
+  }
+
+  /**
+   * Starts over from the server's text when there is no history to rebase over (a resume too
+   * old for the server). Returns whether local changes were dropped.
+   */
+  reset(text: string, version: number): boolean {
+    const dropped = this.hasPending;
+    this.#text = textOf(text);
+    this.#confirmed = this.#text;
+    this.#version = version;
+    this.#inFlight = null;
+    this.#buffered = null;
+    return dropped;
   }
 }

@@ -1,0 +1,123 @@
+/** The client SDK against a real server: convergence through disconnects, resume and resync. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { CloseCode } from '../src/protocol/close_codes.ts';
+import { openTracked, sawEveryVersionOnce, settle, storm, totalAcks, type Tracked } from './support/sdk_storm.ts';
+import { startTestServer, type TestServer } from './support/server.ts';
+import { TestClient, waitFor } from './support/ws_client.ts';
+
+let server: TestServer | null = null;
+let clients: Tracked[] = [];
+
+afterEach(async () => {
+  for (const tracked of clients) tracked.client.close();
+  clients = [];
+  await server?.close();
+  server = null;
+});
+
+async function open(count: number, token: string): Promise<Tracked[]> {
+  const opened = await Promise.all(Array.from({ length: count }, (_, i) => openTracked(server!.url, token, i % 2 ? 'msgpack' : 'json')));
+  clients.push(...opened);
+  return opened;
+}
+
+/** Closes every connection of the codespace from the server side, as a restarting instance would. */
+function dropConnections(codespace: string): number {
+  const ref = server!.hub.supervisor.channel(codespace);
+  let dropped = 0;
+  for (const member of ref ? [...ref.members()] : []) {
+    if (Math.random() < 0.5) continue;
+    member.closeWith(CloseCode.shuttingDown);
+    dropped++;
+  }
+  return dropped;
+}
+
+describe('CodespaceClient', () => {
+  it('starts from the server text and follows remote changes', async () => {
+    server = await startTestServer();
+    const { client: raw } = await TestClient.join(server.urlFor('tmp-sdk-basic'));
+    raw.send({ operation: 'insert_value', changes: [{ from: 0, to: 0, insert: 'hello' }], version: 0, ref: 'r1' });
+    await raw.next((m) => m.operation === 'ack');
+    const [sdk] = await open(1, 'tmp-sdk-basic');
+    expect(sdk.client.text).toBe('hello');
+    expect(sdk.client.version).toBe(1);
+    raw.send({ operation: 'insert_value', changes: [{ from: 5, to: 5, insert: ' world' }], version: 1, ref: 'r2' });
+    await waitFor(() => sdk.client.text === 'hello world', 3000, 'remote change');
+    sdk.client.applyLocal([{ from: 0, to: 5, insert: 'HELLO' }]);
+    expect((await raw.next((m) => m.operation === 'insert_value')).changes).toEqual([{ from: 0, to: 5, insert: 'HELLO' }]);
+    await waitFor(() => sdk.client.synced, 3000, 'ack');
+    raw.close();
+  });
+
+  it('converges under concurrent edits while connections drop at random, each version seen once', async () => {
+    server = await startTestServer();
+    const tracked = await open(4, 'tmp-sdk-drops');
+    const running = storm(tracked, 40, 10, false);
+    let drops = 0;
+    for (let i = 0; i < 5; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      drops += dropConnections('tmp-sdk-drops');
+    }
+    await running;
+    const n = await settle(tracked);
+    expect(drops).toBeGreaterThan(0);
+    expect(n).toBe(totalAcks(tracked));
+    const text = tracked[0].client.text;
+    for (const one of tracked) {
+      expect(one.client.text).toBe(text);
+      expect(sawEveryVersionOnce(one, n)).toBe(true);
+    }
+    expect(tracked.reduce((sum, one) => sum + one.client.reconnects, 0)).toBeGreaterThan(0);
+  });
+
+  it('resumes with ?version= after a drop and keeps every token it typed while away', async () => {
+    server = await startTestServer();
+    const [a, b] = await open(2, 'tmp-sdk-resume');
+    const rejoins: { resumed: boolean; hasCode: boolean }[] = [];
+    for (const one of [a, b]) one.client.on('connected', (data) => rejoins.push({ resumed: data.resumed === true, hasCode: data.code !== undefined }));
+    await storm([a, b], 5, 5, true);
+    await settle([a, b]);
+    for (const member of [...(server.hub.supervisor.channel('tmp-sdk-resume')?.members() ?? [])]) member.closeWith(CloseCode.shuttingDown);
+    await storm([a, b], 10, 5, true);
+    await settle([a, b]);
+    expect(a.client.text).toBe(b.client.text);
+    for (const one of [a, b]) for (const token of one.inserted) expect(a.client.text).toContain(token);
+    // Both came back with a resume: the missed changes, not the whole text.
+    expect(rejoins.length).toBeGreaterThanOrEqual(2);
+    for (const rejoin of rejoins) expect(rejoin).toEqual({ resumed: true, hasCode: false });
+  });
+
+  it('after a resync resends what was not acked, and loses nothing', async () => {
+    server = await startTestServer({ workers: 2 });
+    const tracked = await open(3, 'tmp-sdk-resync');
+    const ref = server.hub.supervisor.channel('tmp-sdk-resync')!;
+    await waitFor(() => ref.thread > 0, 3000, 'channel ready');
+    const running = storm(tracked, 30, 10, true);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(server.hub.placement.terminateThread(ref.thread)).toBe(true);
+    await running;
+    await settle(tracked);
+    const text = tracked[0].client.text;
+    for (const one of tracked) {
+      expect(one.client.text).toBe(text);
+      for (const token of one.inserted) expect(text).toContain(token);
+    }
+    expect(tracked.reduce((sum, one) => sum + one.resyncs, 0)).toBeGreaterThan(0);
+  });
+
+  it('takes a refused edit back out of its text and keeps what was typed after it', async () => {
+    server = await startTestServer({ maxDocLength: 20 });
+    const [a] = await open(1, 'tmp-sdk-refused');
+    a.client.applyLocal([{ from: 0, to: 0, insert: 'abc' }]);
+    await waitFor(() => a.client.synced, 3000, 'first ack');
+    a.client.applyLocal([{ from: 3, to: 3, insert: 'x'.repeat(30) }]);
+    a.client.applyLocal([{ from: 0, to: 0, insert: '>' }]);
+    await waitFor(() => a.client.synced, 3000, 'settled');
+    expect(a.errors).toContain('too_large');
+    expect(a.client.text).toBe('>abc');
+    const { client: fresh, connected } = await TestClient.join(server.urlFor('tmp-sdk-refused'));
+    expect(connected.data.code).toBe('>abc');
+    fresh.close();
+  });
+});

@@ -75,6 +75,8 @@ describe('TokenResolver', () => {
       expect(await closeCodeOf(resolver().resolve('tmp-a b'))).toBe(4401);
       expect(await closeCodeOf(resolver().resolve(''))).toBe(4401);
       expect(await closeCodeOf(resolver().resolve('x'.repeat(600)))).toBe(4401);
+      // Its Redis hash would be the log stream of codespace tmp-x (PROTOCOL.md §7).
+      expect(await closeCodeOf(resolver().resolve('tmp-x:log'))).toBe(4401);
       expect(requests).toEqual([]);
     });
   });

@@ -65,6 +65,16 @@ async function snapshotOf(codespace: string, version: number): Promise<string> {
   return code;
 }
 
+async function waitForStatus(url: string, status: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const response = await fetch(url).catch(() => null);
+    if (response?.status === status) return;
+    if (Date.now() > deadline) throw new Error(`${url} never answered ${status}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 describe('three instances on one Redis', () => {
   it('converge under random concurrent edits; every client sees versions 1..N once each', async () => {
     await startInstances(3);
@@ -112,8 +122,11 @@ describe('three instances on one Redis', () => {
     const running = storm(tracked, 40, 20, true);
     await new Promise((resolve) => setTimeout(resolve, 250));
     await redis.kill();
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    const readyz = `${instances[0].url.replace('ws:', 'http:')}/readyz`;
+    await waitForStatus(readyz, 503);
+    await new Promise((resolve) => setTimeout(resolve, 300));
     await redis.start();
+    await waitForStatus(readyz, 200);
     await running;
     const n = await settle(tracked, 40_000);
     expect(n).toBe(totalAcks(tracked));
@@ -125,6 +138,7 @@ describe('three instances on one Redis', () => {
     // Edits made while Redis was away were answered `unavailable` and sent again.
     expect(tracked.flatMap((one) => one.errors)).toContain('unavailable');
     for (const instance of instances) expect(instance.process.exitCode).toBeNull();
+    expect(instances[0].logs.map((line) => line.event)).toEqual(expect.arrayContaining(['backplane_down', 'backplane_up']));
     expect(await textOnEachInstance(token)).toEqual([text, text]);
     expect(await snapshotOf(token, n)).toBe(text);
   });

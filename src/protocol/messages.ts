@@ -95,7 +95,7 @@ export type ServerMessage =
 export const SUBPROTOCOL_JSON = 'codespace.v1.json';
 export const SUBPROTOCOL_MSGPACK = 'codespace.v1.msgpack';
 
-/** A codespace id is 1 to 128 characters of `[A-Za-z0-9_.:-]` (PROTOCOL.md §1). */
-export const CODESPACE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+/** PROTOCOL.md §1, less ids ending in `:log`: their Redis hash would be another codespace's log stream (§7). */
+export const CODESPACE_ID_PATTERN = /^(?!.*:log$)[A-Za-z0-9_.:-]{1,128}$/;
 
 export const MAX_REF_LENGTH = 64;

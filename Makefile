@@ -3,7 +3,7 @@ RUNTIME ?= node
 ARGS ?=
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test install redis typecheck bench clean
+.PHONY: run test install tools typecheck bench clean
 
 $(NODE_MODULES_STAMP): package.json
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
@@ -20,11 +20,11 @@ endif
 typecheck: install
 	./node_modules/.bin/tsc -p tsconfig.json
 
-# The Redis tests run redis-servers of their own on free ports; this only makes sure one exists.
-redis:
-	@./scripts/ensure_redis.sh
+# Integration tests run redis-server and haproxy processes of their own on free ports; this makes sure both exist.
+tools:
+	@./scripts/ensure_tools.sh
 
-test: install redis
+test: install tools
 	./node_modules/.bin/vitest run $(ARGS)
 
 clean:

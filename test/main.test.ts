@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TestClient } from './support/ws_client.ts';
 
 const RUNTIMES: Record<string, string[]> = {
-  node: [process.execPath, '--import', 'tsx', 'src/main.ts'],
+  // When the suite itself runs on Bun, process.execPath is Bun: name Node by its command.
+  node: [(globalThis as { Bun?: unknown }).Bun ? 'node' : process.execPath, '--import', 'tsx', 'src/main.ts'],
   bun: ['node_modules/.bin/bun', 'src/main.ts'],
 };
 

@@ -19,7 +19,9 @@ export interface Instance {
 }
 
 export async function startInstance(env: Record<string, string>): Promise<Instance> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  // Under Bun (the suite runs there too) the instances run on Bun, which loads .ts by itself.
+  const args = (globalThis as { Bun?: unknown }).Bun ? ['src/main.ts'] : ['--import', 'tsx', 'src/main.ts'];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', WORKERS: '1', CHANNEL_GRACE_MS: '200', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

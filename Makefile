@@ -3,7 +3,7 @@ RUNTIME ?= node
 ARGS ?=
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test install tools typecheck bench clean
+.PHONY: run test test-bun install tools typecheck bench clean
 
 $(NODE_MODULES_STAMP): package.json
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
@@ -26,6 +26,10 @@ tools:
 
 test: install tools
 	./node_modules/.bin/vitest run $(ARGS)
+
+# The same suite with vitest itself running on Bun (the Deno smoke run is part of both).
+test-bun: install tools
+	./node_modules/.bin/bun --bun ./node_modules/vitest/vitest.mjs run $(ARGS)
 
 clean:
 	rm -rf node_modules .test-artifacts

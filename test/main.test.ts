@@ -1,5 +1,5 @@
 /**
- * The server as `make run` starts it, in a child process, on Node and on Bun: one printed line
+ * The server as `make run` starts it, in a child process, on Node, Bun and Deno: one printed line
  * saying where it listens, then a join/edit/broadcast round trip through real sockets.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -11,6 +11,8 @@ const RUNTIMES: Record<string, string[]> = {
   // When the suite itself runs on Bun, process.execPath is Bun: name Node by its command.
   node: [(globalThis as { Bun?: unknown }).Bun ? 'node' : process.execPath, '--import', 'tsx', 'src/main.ts'],
   bun: ['node_modules/.bin/bun', 'src/main.ts'],
+  // The Deno smoke run: `deno task start` from deno.json, Deno from the npm package `deno`.
+  deno: ['node_modules/.bin/deno', 'task', '--quiet', 'start'],
 };
 
 let child: ChildProcess | null = null;

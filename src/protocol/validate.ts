@@ -70,6 +70,10 @@ export function parseClientMessage(value: unknown): ClientMessage | Refusal {
       if (refError) return malformed(refError, undefined);
       const changesError = checkChanges(value.changes);
       if (changesError) return malformed(changesError, ref);
+      // Checked here, not only in the channel: a lone surrogate does not survive the msgpack
+      // (UTF-8) trip to the worker, which would see U+FFFD and accept a different change.
+      const lone = (value.changes as ChangeSpec[]).findIndex((change) => !change.insert.isWellFormed());
+      if (lone >= 0) return { refused: true, code: 'invalid_change', message: `changes[${lone}] inserts a lone surrogate`, ...(ref === undefined ? {} : { ref }) };
       for (const field of ['version', 'doc_length'] as const) {
         if (value[field] !== undefined && !isNonNegativeInteger(value[field])) {
           return malformed(`\`${field}\` must be a non-negative integer`, ref);

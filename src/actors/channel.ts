@@ -28,7 +28,7 @@ export type ChannelMessage =
   | { type: 'tick'; now: number };
 
 /** Commits lost to other instances in a row before the edit is answered `unavailable`. */
-const MAX_COMMIT_ATTEMPTS = 8;
+const MAX_COMMIT_ATTEMPTS = 32;
 
 interface Member {
   mode: Mode;

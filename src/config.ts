@@ -43,6 +43,11 @@ export interface Config {
   snapshotIntervalMs: number;
   /** Longest wait for one Redis command before an edit is answered `unavailable`. */
   redisTimeoutMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Longest a SIGTERM drain may take before the process exits anyway. */
+  shutdownTimeoutMs: number;
+  /** Acceptor processes on one port (Node cluster); more than 1 needs REDIS_URL. */
+  instances: number;
 }
 
 interface SettingSpec {
@@ -50,6 +55,8 @@ interface SettingSpec {
   env: string;
   kind: 'int' | 'bool' | 'string' | 'url' | 'redis_url';
   min?: number;
+  /** For a string setting: the values it may take. */
+  choices?: readonly string[];
   help: string;
   defaultValue: () => number | boolean | string;
 }
@@ -76,6 +83,9 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'tmpCodespaceTtlS', env: 'TMP_CODESPACE_TTL_S', kind: 'int', min: 0, help: 'seconds an abandoned tmp- codespace is kept in Redis (0: forever)', defaultValue: () => 86_400 },
   { key: 'snapshotIntervalMs', env: 'SNAPSHOT_INTERVAL_MS', kind: 'int', min: 10, help: 'milliseconds at most between a change and the snapshot holding it', defaultValue: () => 5_000 },
   { key: 'redisTimeoutMs', env: 'REDIS_TIMEOUT_MS', kind: 'int', min: 10, help: 'milliseconds to wait for Redis before an edit gets unavailable', defaultValue: () => 2_000 },
+  { key: 'logLevel', env: 'LOG_LEVEL', kind: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'least severe log level written (JSON lines on stderr)', defaultValue: () => 'info' },
+  { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', kind: 'int', min: 100, help: 'milliseconds a SIGTERM drain may take before exiting anyway', defaultValue: () => 10_000 },
+  { key: 'instances', env: 'INSTANCES', kind: 'int', min: 1, help: 'acceptor processes sharing the port (more than 1 needs REDIS_URL)', defaultValue: () => 1 },
 ];
 
 export function defaultConfig(): Config {
@@ -128,6 +138,7 @@ function parseValue(spec: SettingSpec, raw: string, origin: string): number | bo
       return raw;
     }
     case 'string':
+      if (spec.choices && !spec.choices.includes(raw)) throw new TypeError(`${where} must be one of ${spec.choices.join(', ')}, got ${JSON.stringify(raw)}`);
       return raw;
   }
 }
@@ -157,6 +168,9 @@ export function loadConfig(
     config[spec.key] = parseValue(spec, raw, `option ${name}`);
   }
   Object.assign(config, overrides);
+  // Several instances share the cores: by default each gets its share of worker threads.
+  const workersGiven = (env.WORKERS ?? '') !== '' || argv.some((arg) => arg.startsWith('--workers')) || 'workers' in overrides;
+  if (!workersGiven && (config.instances as number) > 1) config.workers = Math.max(1, Math.floor(availableParallelism() / (config.instances as number)));
   return config as unknown as Config;
 }
 

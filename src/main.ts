@@ -1,11 +1,9 @@
-/** Entry: configuration → start → signals. */
-import { helpText, loadConfig } from './config.ts';
+/** Entry: configuration → start (one process, or INSTANCES of them on one port) → signals. */
+import { isClusterInstance, reportListening, runPrimary } from './cluster.ts';
+import { helpText, loadConfig, type Config } from './config.ts';
+import { createLogger } from './observability/logger.ts';
 import { Acceptor } from './server/acceptor.ts';
 import { Hub } from './server/hub.ts';
-
-function logLine(event: string, fields: Record<string, unknown>): void {
-  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n');
-}
 
 /** Deno and Bun both fill in `process.versions.node`, so ask for them first. */
 function runtimeName(): string {
@@ -15,31 +13,69 @@ function runtimeName(): string {
   return `node ${process.versions.node}`;
 }
 
+function describe(config: Config, host: string, port: number): string {
+  const workers = config.workers > 0 ? `${config.workers} worker${config.workers === 1 ? '' : 's'}` : 'in-process channels';
+  const where = config.instances > 1 ? `${config.instances} instances × ${workers}` : workers;
+  const backplane = config.redisUrl ? 'redis' : 'memory';
+  return `codespace listening on ws://${host}:${port}/codespace/<token>/ (${where}, ${backplane} backplane, ${runtimeName()})`;
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(helpText() + '\n');
     return;
   }
-  let config;
+  let config: Config;
   try {
     config = loadConfig(process.env, argv);
+    if (config.instances > 1 && !config.redisUrl) {
+      throw new TypeError('INSTANCES > 1 needs REDIS_URL: instances share codespaces only through Redis');
+    }
   } catch (error) {
     process.stderr.write(`codespace: ${(error as Error).message}\n`);
     process.exit(2);
   }
-  const hub = new Hub(config, logLine);
+  const { log } = createLogger(config.logLevel);
+  if (config.instances > 1 && !isClusterInstance()) {
+    runPrimary({
+      instances: config.instances,
+      describe: (port) => describe(config, config.host, port),
+      log,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+    });
+    return;
+  }
+
+  const hub = new Hub(config, log);
   const acceptor = new Acceptor(hub);
   const { host, port } = await acceptor.listen();
-  const runtime = runtimeName();
-  const where = config.workers > 0 ? `${config.workers} worker${config.workers === 1 ? '' : 's'}` : 'in-process channels';
-  process.stdout.write(`codespace listening on ws://${host}:${port}/codespace/<token>/ (${where}, ${hub.backplaneName} backplane, ${runtime})\n`);
+  if (isClusterInstance()) reportListening(port);
+  else process.stdout.write(describe(config, host, port) + '\n');
+  log('started', { host, port, workers: config.workers, backplane: hub.backplaneName, runtime: runtimeName() });
+
   let stopping = false;
   const stop = (signal: string): void => {
+    // A second signal: the operator means it.
     if (stopping) process.exit(1);
     stopping = true;
-    logLine('shutdown', { signal });
-    acceptor.close().then(() => process.exit(0), () => process.exit(1));
+    const started = Date.now();
+    log('shutdown', { signal, connections: hub.connectionCount, channels: hub.supervisor.channelCount });
+    const deadline = setTimeout(() => {
+      log('shutdown_timeout', { timeoutMs: config.shutdownTimeoutMs });
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref?.();
+    acceptor.drain(config.shutdownTimeoutMs).then(
+      () => {
+        log('stopped', { ms: Date.now() - started });
+        process.exit(0);
+      },
+      (error: unknown) => {
+        log('shutdown_failed', { error: String(error) });
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

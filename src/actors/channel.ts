@@ -16,7 +16,7 @@ import type {
   Mode,
   PeerInfo,
 } from '../protocol/messages.ts';
-import type { ChannelInbound, ChannelOutbound, ChannelSettings } from './envelopes.ts';
+import type { ChannelInbound, ChannelOutbound, ChannelSettings, ChannelStats } from './envelopes.ts';
 
 /**
  * What the actor accepts: every inbound envelope but the store replies its backplane takes, what
@@ -45,6 +45,16 @@ export interface ChannelOptions {
   snapshotEvery: number;
   /** Milliseconds between expiry refreshes while clients are connected. */
   touchEveryMs: number;
+  /** The hosting thread's event-loop lag p99 in seconds, reported with heartbeats. */
+  threadLagS?: () => number;
+}
+
+/** Commit samples kept between two heartbeats; beyond, the newest replace the oldest. */
+const MAX_COMMIT_SAMPLES = 2_000;
+
+/** Milliseconds since the time origin shared by every thread of the process. */
+function clockMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 export class Channel {
@@ -62,6 +72,10 @@ export class Channel {
   #dirtySince: number | null = null;
   #lastTouch = 0;
   #now = 0;
+  #stats: ChannelStats = { out: {}, errors: {}, commitS: [], lagS: 0 };
+  readonly #threadLagS: () => number;
+  /** When the client message being handled reached the channel (for the fan-out latency). */
+  #receivedAt: number | undefined;
 
   constructor(options: ChannelOptions) {
     this.#codespace = options.codespace;
@@ -72,6 +86,7 @@ export class Channel {
     this.#snapshotEvery = options.snapshotEvery;
     this.#touchEveryMs = options.touchEveryMs;
     this.#snapshotVersion = options.doc.version;
+    this.#threadLagS = options.threadLagS ?? (() => 0);
   }
 
   get version(): number {
@@ -89,11 +104,12 @@ export class Channel {
       case 'leave':
         return this.#leave(message.session);
       case 'client':
+        this.#receivedAt = clockMs();
         return message.msg.operation === 'insert_value'
           ? this.#insertValue(message.session, message.msg as InsertValueRequest)
           : this.#relaySelection(message.session, message.msg as CreateSelectionRequest);
       case 'heartbeat':
-        return this.#send({ type: 'heartbeat_ack', seq: message.seq });
+        return this.#heartbeat(message.seq);
       case 'remote':
         return this.#remote(message.event);
       case 'tick':
@@ -140,7 +156,9 @@ export class Channel {
       const prepared = this.#doc.prepare(edit, session);
       if (prepared.kind === 'duplicate') return this.#ack(session, prepared.version, request.ref);
       if (prepared.kind === 'rejected') return this.#refuse(session, prepared.code, prepared.message, request.ref);
+      const started = performance.now();
       const committed = await this.#backplane.commit(this.#codespace, prepared.entry);
+      this.#recordCommit((performance.now() - started) / 1000);
       if (committed.ok) {
         this.#doc.install(prepared.entry, prepared.set);
         this.#ack(session, prepared.entry.version, request.ref);
@@ -273,6 +291,23 @@ export class Channel {
     if (this.#doc.version === version) this.#dirtySince = null;
   }
 
+  #heartbeat(seq: number): void {
+    const stats = this.#stats;
+    stats.lagS = this.#threadLagS();
+    this.#stats = { out: {}, errors: {}, commitS: [], lagS: 0 };
+    this.#send({ type: 'heartbeat_ack', seq, stats });
+  }
+
+  #recordCommit(seconds: number): void {
+    const samples = this.#stats.commitS;
+    if (samples.length < MAX_COMMIT_SAMPLES) samples.push(seconds);
+    else samples[Math.floor(Math.random() * MAX_COMMIT_SAMPLES)] = seconds;
+  }
+
+  #countOut(operation: string, recipients: number): void {
+    this.#stats.out[operation] = (this.#stats.out[operation] ?? 0) + recipients;
+  }
+
   #welcomeOf(session: string, mode: Mode): ConnectedMessage['data'] {
     return { id: session, mode, codespace: this.#codespace, version: this.#doc.version, peers: this.#peersOf(session) };
   }
@@ -288,32 +323,38 @@ export class Channel {
   }
 
   #refuse(session: string, code: ErrorCode, message: string, ref: string | undefined): void {
+    this.#stats.errors[code] = (this.#stats.errors[code] ?? 0) + 1;
     this.#answer(session, { operation: 'error', data: ref === undefined ? { code, message } : { code, message, ref } });
   }
 
   /** The one reply an insert_value gets. */
-  #answer(session: string, message: unknown): void {
+  #answer<M extends { operation: string }>(session: string, message: M): void {
+    this.#countOut(message.operation, 1);
     const member = this.#members.get(session);
     if (member) this.#send({ type: 'to', session, data: encodeMessage(message, member.codec), answer: true });
   }
 
-  #to(session: string, message: unknown): void {
+  #to<M extends { operation: string }>(session: string, message: M): void {
+    this.#countOut(message.operation, 1);
     const member = this.#members.get(session);
     if (member) this.#send({ type: 'to', session, data: encodeMessage(message, member.codec) });
   }
 
   /** Encodes once per codec that some recipient uses; main writes the same bytes to each. */
-  #broadcast(message: unknown, except: string | null): void {
+  #broadcast<M extends { operation?: unknown }>(message: M, except: string | null): void {
     const excluded = except === null ? undefined : this.#members.get(except)?.codec;
     const jsonRecipients = this.#codecCounts.json - (excluded === 'json' ? 1 : 0);
     const msgpackRecipients = this.#codecCounts.msgpack - (excluded === 'msgpack' ? 1 : 0);
     if (jsonRecipients + msgpackRecipients === 0) return;
-    this.#send({
+    this.#countOut(String(message.operation), jsonRecipients + msgpackRecipients);
+    const envelope: ChannelOutbound = {
       type: 'broadcast',
       except,
       json: jsonRecipients > 0 ? encodeMessage(message, 'json') : null,
       msgpack: msgpackRecipients > 0 ? encodeMessage(message, 'msgpack') : null,
-    });
+    };
+    if (message.operation === 'insert_value' && this.#receivedAt !== undefined) envelope.at = this.#receivedAt;
+    this.#send(envelope);
   }
 }
 

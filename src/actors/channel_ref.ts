@@ -6,7 +6,7 @@ import type { MemoryBackplane } from '../backplane/memory_backplane.ts';
 import { encodeMessage } from '../protocol/codec.ts';
 import type { CloseCodeEntry } from '../protocol/close_codes.ts';
 import type { ClientMessage, Codec, ErrorMessage, Mode } from '../protocol/messages.ts';
-import type { ChannelInbound, ChannelOutbound } from './envelopes.ts';
+import type { ChannelInbound, ChannelOutbound, ChannelStats } from './envelopes.ts';
 import { PortLink } from './port_link.ts';
 
 /** A connection as a channel sees it: transport-neutral (WebSocket session or in-process). */
@@ -23,6 +23,10 @@ export type ChannelState = 'starting' | 'ready' | 'stopping' | 'stopped';
 export interface ChannelRefEvents {
   channelReady(ref: ChannelRef): void;
   storeConflict(ref: ChannelRef, message: string): void;
+  /** What the channel reported with a heartbeat answer. */
+  channelStats(ref: ChannelRef, stats: ChannelStats): void;
+  /** From a change reaching the channel to its broadcast written to every socket, in seconds. */
+  fannedOut(seconds: number): void;
 }
 
 export class ChannelRef {
@@ -154,7 +158,9 @@ export class ChannelRef {
         this.#members.get(envelope.session)?.deliver(envelope.data);
         return;
       case 'broadcast':
-        return this.#fanOut(envelope.except, envelope.json, envelope.msgpack);
+        this.#fanOut(envelope.except, envelope.json, envelope.msgpack);
+        if (envelope.at !== undefined) this.#events.fannedOut((performance.timeOrigin + performance.now() - envelope.at) / 1000);
+        return;
       case 'store_load':
         this.#link.send({ type: 'store_reply', id: envelope.id, doc: this.#store.loadNow(this.codespace) });
         return;
@@ -174,6 +180,7 @@ export class ChannelRef {
         return;
       case 'heartbeat_ack':
         this.lastHeartbeatAck = Date.now();
+        if (envelope.stats) this.#events.channelStats(this, envelope.stats);
         return;
       case 'stopped':
       case 'crashed':

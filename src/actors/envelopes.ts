@@ -5,6 +5,18 @@
 import type { ClientMessage, Codec, Mode } from '../protocol/messages.ts';
 import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
 
+/** What a channel reports with each heartbeat answer: counts since its last report. */
+export interface ChannelStats {
+  /** Messages sent to clients, by operation (a broadcast counts once per recipient). */
+  out: Record<string, number>;
+  /** Error replies, by code. */
+  errors: Record<string, number>;
+  /** Commit durations in seconds (the most recent few thousand). */
+  commitS: number[];
+  /** The worker thread's event-loop lag, p99 over the last seconds, in seconds (0 in-process). */
+  lagS: number;
+}
+
 /** Main thread → channel. */
 export type ChannelInbound =
   | { type: 'join'; session: string; mode: Mode; codec: Codec; resume?: number; resync?: boolean }
@@ -23,8 +35,10 @@ export type ChannelOutbound =
    */
   | { type: 'to'; session: string; data: Uint8Array; answer?: true }
   /** One broadcast, encoded once per codec in use; null where no recipient uses that codec. */
-  | { type: 'broadcast'; except: string | null; json: Uint8Array | null; msgpack: Uint8Array | null }
-  | { type: 'heartbeat_ack'; seq: number }
+  /** `at`: when the change it carries reached the channel (ms, comparable across threads), for the fan-out latency. */
+  | { type: 'broadcast'; except: string | null; json: Uint8Array | null; msgpack: Uint8Array | null; at?: number }
+  /** `stats`: what the channel did since its last answer, for /metrics. */
+  | { type: 'heartbeat_ack'; seq: number; stats?: ChannelStats }
   | { type: 'store_load'; id: number }
   | { type: 'store_append'; entry: LogEntry }
   | { type: 'store_snapshot'; text: string; version: number }

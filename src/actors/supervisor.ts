@@ -6,7 +6,7 @@
 import type { MemoryBackplane } from '../backplane/memory_backplane.ts';
 import { CloseCode } from '../protocol/close_codes.ts';
 import type { ClientMessage } from '../protocol/messages.ts';
-import type { ChannelSettings, SpawnTask } from './envelopes.ts';
+import type { ChannelSettings, ChannelStats, SpawnTask } from './envelopes.ts';
 import { ChannelRef, type Member } from './channel_ref.ts';
 
 /** How a channel's task ended; `unavailable`: its document could not be loaded from the store. */
@@ -29,6 +29,9 @@ export interface SupervisorOptions {
   maxRestarts: number;
   restartWindowMs: number;
   log: (event: string, fields: Record<string, unknown>) => void;
+  /** Metrics hooks: a channel's report, and one broadcast's fan-out time. */
+  onChannelStats?: (thread: number, stats: ChannelStats) => void;
+  onFanOut?: (seconds: number) => void;
 }
 
 export class Supervisor {
@@ -46,6 +49,10 @@ export class Supervisor {
 
   get channelCount(): number {
     return this.#channels.size;
+  }
+
+  channels(): IterableIterator<ChannelRef> {
+    return this.#channels.values();
   }
 
   channel(codespace: string): ChannelRef | undefined {
@@ -90,6 +97,8 @@ export class Supervisor {
     const ref = new ChannelRef(codespace, port1, this.#options.store, {
       channelReady: () => {},
       storeConflict: (conflicted, message) => this.#options.log('store_conflict', { codespace: conflicted.codespace, message }),
+      channelStats: (reporting, stats) => this.#options.onChannelStats?.(reporting.thread, stats),
+      fannedOut: (seconds) => this.#options.onFanOut?.(seconds),
     }, Date.now());
     this.#channels.set(codespace, ref);
     this.#run(ref, port2);
@@ -148,6 +157,7 @@ export class Supervisor {
       return;
     }
     ref.restarts++;
+    this.#options.log('channel_restarted', { codespace: ref.codespace, restarts: ref.restarts, members: ref.size });
     const { port1, port2 } = new MessageChannel();
     ref.restartOn(port1);
     this.#run(ref, port2);

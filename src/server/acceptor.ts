@@ -51,6 +51,7 @@ export class Acceptor {
   readonly #sessions = new Set<Session>();
   #sweepTimer: ReturnType<typeof setInterval> | null = null;
   #lastPingSweep = Date.now();
+  #draining = false;
 
   constructor(hub: Hub) {
     this.#hub = hub;
@@ -88,14 +89,32 @@ export class Acceptor {
     return { host, port: typeof address === 'object' && address ? address.port : port };
   }
 
-  /** Stops accepting, closes every connection with 1001, then stops the hub. */
+  /** Stops at once: every connection closed with 1001, then the hub (channels flush). */
   async close(): Promise<void> {
+    await this.drain(0);
+  }
+
+  /**
+   * The graceful stop of SIGTERM: refuse new connections, close the open ones with 1001 spread
+   * over a part of `timeoutMs` (so thousands of clients do not all reconnect in the same
+   * millisecond), then stop every channel, each flushing its snapshot.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
-    const closed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
-    for (const session of [...this.#sessions]) session.connection.closeWith(CloseCode.shuttingDown);
+    const listening = new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    const sessions = [...this.#sessions];
+    const batches = Math.min(20, Math.max(1, Math.ceil(sessions.length / 100)));
+    const pauseMs = batches > 1 ? Math.min(100, timeoutMs / 4 / batches) : 0;
+    const perBatch = Math.ceil(sessions.length / batches);
+    for (let start = 0; start < sessions.length; start += perBatch) {
+      if (start > 0 && pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      for (const session of sessions.slice(start, start + perBatch)) session.connection.closeWith(CloseCode.shuttingDown);
+    }
     this.#http.closeAllConnections?.();
     await this.#hub.close();
-    await closed;
+    await listening;
   }
 
   #startSweeps(): void {
@@ -129,10 +148,15 @@ export class Acceptor {
 
   readonly #httpOnRequest = (request: IncomingMessage, response: ServerResponse): void => {
     const path = (request.url ?? '/').split('?')[0];
-    if (path === '/healthz') {
+    if (path === '/metrics') {
+      this.#hub.renderMetrics().then(
+        ({ contentType, body }) => response.writeHead(200, { 'content-type': contentType }).end(body),
+        (error: unknown) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(error)}\n`),
+      );
+    } else if (path === '/healthz') {
       response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      const ready = this.#hub.ready;
+      const ready = this.#hub.ready && !this.#draining;
       const backplane = this.#hub.redisHealth ? `redis ${this.#hub.redisHealth.state}` : 'memory';
       response.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
         .end(JSON.stringify({ ready, connections: this.#sessions.size, channels: this.#hub.supervisor.channelCount, backplane }) + '\n');
@@ -145,6 +169,7 @@ export class Acceptor {
     socket.on('error', () => socket.destroy());
     const target = parseUpgradeUrl(request.url ?? '/');
     if (!target) return refuseUpgrade(socket, 404, 'Not Found');
+    if (this.#draining) return refuseUpgrade(socket, 503, 'Service Unavailable');
     const { maxConnections } = this.#hub.config;
     if (maxConnections > 0 && this.#sessions.size >= maxConnections) {
       return refuseUpgrade(socket, 503, 'Service Unavailable');

@@ -18,6 +18,14 @@ export interface Transport {
 /** Messages a client may send before its join completes (auth in flight); more is abuse. */
 const MAX_EARLY_MESSAGES = 64;
 
+/** What the hub counts for /metrics; every method is cheap (a counter increment). */
+export interface ConnectionObserver {
+  received(operation: string): void;
+  refused(code: string): void;
+  closedWith(code: number): void;
+  detached(): void;
+}
+
 let connectionCounter = 0;
 
 function newConnectionId(): string {
@@ -37,11 +45,13 @@ export class Connection implements Member {
   #closed = false;
   readonly #transport: Transport;
   readonly #supervisor: Supervisor;
+  readonly #observer: ConnectionObserver | null;
 
-  constructor(transport: Transport, codec: Codec, supervisor: Supervisor) {
+  constructor(transport: Transport, codec: Codec, supervisor: Supervisor, observer: ConnectionObserver | null = null) {
     this.#transport = transport;
     this.codec = codec;
     this.#supervisor = supervisor;
+    this.#observer = observer;
   }
 
   get closed(): boolean {
@@ -76,10 +86,12 @@ export class Connection implements Member {
     }
     const message = parseClientMessage(value);
     if (isRefusal(message)) {
+      this.#observer?.refused(message.code);
       const reply: ErrorMessage = { operation: 'error', data: { code: message.code, message: message.message } };
       if (message.ref !== undefined) reply.data.ref = message.ref;
       return this.deliver(encodeMessage(reply, this.codec));
     }
+    this.#observer?.received(message.operation);
     this.#supervisor.forward(this, this.#channel!, message);
   }
 
@@ -89,6 +101,7 @@ export class Connection implements Member {
 
   closeWith(close: CloseCodeEntry): void {
     if (this.#closed) return;
+    this.#observer?.closedWith(close.code);
     this.#transport.close(close.code, close.reason);
     this.detach();
   }
@@ -97,6 +110,7 @@ export class Connection implements Member {
   detach(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#observer?.detached();
     this.#early = null;
     if (this.#channel) this.#supervisor.leave(this, this.#channel);
     this.#channel = null;

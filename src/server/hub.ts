@@ -12,9 +12,17 @@ import type { Codec } from '../protocol/messages.ts';
 import { ChannelPool } from '../workers/pool.ts';
 import { InProcessPlacement } from '../workers/in_process.ts';
 import { TokenResolver } from './auth.ts';
-import { Connection, type Transport } from './connection.ts';
+import { Connection, type ConnectionObserver, type Transport } from './connection.ts';
+import { ServerMetrics } from '../observability/metrics.ts';
+import type { LogFn } from '../observability/logger.ts';
 
-export type LogFn = (event: string, fields: Record<string, unknown>) => void;
+export type { LogFn } from '../observability/logger.ts';
+
+/** Log events that are also counted. */
+const COUNTED_EVENTS: Record<string, (metrics: ServerMetrics) => void> = {
+  channel_restarted: (metrics) => metrics.restarts.inc(),
+  worker_replaced: (metrics) => metrics.workerReplacements.inc(),
+};
 
 /** Restarts of one codespace's channel allowed in a minute before its clients get 4500. */
 const MAX_RESTARTS = 5;
@@ -30,12 +38,27 @@ export class Hub {
   readonly log: LogFn;
   /** Watches Redis for `/readyz` and the log; null on the memory backplane. */
   readonly redisHealth: RedisHealth | null;
+  readonly metrics = new ServerMetrics();
+  /** Open connections (WebSocket or in-process). */
+  connectionCount = 0;
+  readonly #observer: ConnectionObserver;
   readonly #tickTimer: ReturnType<typeof setInterval>;
   #closed = false;
 
-  constructor(config: Config, log: LogFn = () => {}) {
+  constructor(config: Config, logTo: LogFn = () => {}) {
     this.config = config;
+    const metrics = this.metrics;
+    const log: LogFn = (event, fields) => {
+      COUNTED_EVENTS[event]?.(metrics);
+      logTo(event, fields);
+    };
     this.log = log;
+    this.#observer = {
+      received: (operation) => metrics.messagesIn.inc({ operation }),
+      refused: (code) => metrics.errors.inc({ code }),
+      closedWith: (code) => metrics.closes.inc({ code: String(code) }),
+      detached: () => this.connectionCount--,
+    };
     this.store = new MemoryBackplane({ history: config.history });
     this.placement = config.workers > 0 ? new ChannelPool(config.workers) : new InProcessPlacement();
     this.supervisor = new Supervisor({
@@ -46,6 +69,8 @@ export class Hub {
       maxRestarts: MAX_RESTARTS,
       restartWindowMs: RESTART_WINDOW_MS,
       log,
+      onChannelStats: (thread, stats) => metrics.addChannelStats(thread, stats),
+      onFanOut: (seconds) => metrics.fanOutSeconds.observe(seconds),
     });
     this.resolver = new TokenResolver(config);
     this.redisHealth = config.redisUrl
@@ -55,6 +80,17 @@ export class Hub {
     const tickMs = Math.min(1000, Math.max(10, Math.floor(config.channelGraceMs / 2)));
     this.#tickTimer = setInterval(() => this.supervisor.tick(Date.now()), tickMs);
     this.#tickTimer.unref?.();
+  }
+
+  /** The Prometheus text of /metrics, with the gauges read off the live state. */
+  async renderMetrics(): Promise<{ contentType: string; body: string }> {
+    const metrics = this.metrics;
+    metrics.connections.set(this.connectionCount);
+    metrics.codespaces.set(this.supervisor.channelCount);
+    metrics.channelsPerWorker.reset();
+    for (const ref of this.supervisor.channels()) if (ref.thread >= 0) metrics.channelsPerWorker.inc({ thread: String(ref.thread) });
+    metrics.backplaneUp.set(this.redisHealth === null || this.redisHealth.state === 'up' ? 1 : 0);
+    return metrics.render();
   }
 
   get backplaneName(): 'memory' | 'redis' {
@@ -67,7 +103,8 @@ export class Hub {
   }
 
   connection(transport: Transport, codec: Codec): Connection {
-    return new Connection(transport, codec, this.supervisor);
+    this.connectionCount++;
+    return new Connection(transport, codec, this.supervisor, this.#observer);
   }
 
   /**
@@ -96,6 +133,7 @@ export class Hub {
     clearInterval(this.#tickTimer);
     this.resolver.close();
     this.redisHealth?.close();
+    this.metrics.close();
     await this.supervisor.close();
   }
 }

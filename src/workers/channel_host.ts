@@ -3,7 +3,8 @@
  * when the channel stops, so the pool's pending task is the supervisor's monitor; a crash is
  * reported over the port as a message, never thrown across threads (STYLE.md rule 9).
  */
-import { threadId } from 'node:worker_threads';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { isMainThread, threadId } from 'node:worker_threads';
 import { Channel, type ChannelMessage } from '../actors/channel.ts';
 import type { BackplaneSettings, ChannelInbound, ChannelOutbound, ChannelSettings, SpawnTask } from '../actors/envelopes.ts';
 import { Mailbox } from '../actors/mailbox.ts';
@@ -28,6 +29,20 @@ function redisBackplaneFor(settings: Extract<BackplaneSettings, { kind: 'redis' 
     };
   }
   return sharedRedis.backplane;
+}
+
+/** This worker thread's event-loop delay, shared by its channels; reset every 10 s. */
+let loopDelay: IntervalHistogram | null = null;
+
+function threadLagS(): number {
+  if (isMainThread) return 0; // in-process channels: main measures its own loop
+  if (!loopDelay) {
+    loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    const histogram = loopDelay;
+    setInterval(() => histogram.reset(), 10_000).unref();
+  }
+  return loopDelay.percentile(99) / 1e9;
 }
 
 /** Milliseconds between expiry refreshes: a third of the TTL, so two may fail before it runs out. */
@@ -101,6 +116,7 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
       },
       snapshotEvery: Math.max(100, Math.floor(task.settings.history / 2)),
       touchEveryMs: touchEveryMs(task.settings, task.codespace),
+      threadLagS,
     });
     mailbox = new Mailbox<ChannelMessage>(
       (message) => channel.handle(message),

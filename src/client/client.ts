@@ -111,6 +111,11 @@ export class CodespaceClient {
     return this.#doc?.text ?? '';
   }
 
+  /** The text at `version` as the server holds it: without local changes not yet acked. */
+  get confirmedText(): string {
+    return this.#doc?.confirmedText ?? '';
+  }
+
   /** The last server version this client has seen (its own acked changes included). */
   get version(): number {
     return this.#doc?.version ?? 0;

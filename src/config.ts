@@ -48,6 +48,24 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Acceptor processes on one port (Node cluster); more than 1 needs REDIS_URL. */
   instances: number;
+  /** Channel restarts allowed within `restartWindowMs` before its clients get 4500. */
+  maxRestarts: number;
+  restartWindowMs: number;
+  /** How long a codespace that spent its restart budget is refused (4500). */
+  restartCooldownMs: number;
+  /** Milliseconds between heartbeats from the supervisor to every channel. */
+  heartbeatIntervalMs: number;
+  /** A worker whose channel has not answered a heartbeat for this long is terminated. */
+  heartbeatTimeoutMs: number;
+  /** Heap limit of each worker thread in MiB (0: the runtime's default). */
+  workerMaxOldMb: number;
+  /** Bytes waiting in a client's send queue past which its selections are coalesced; 4x closes it (1013). */
+  slowConsumerBytes: number;
+  /** Messages per second a connection may send, sustained, and in a burst (0: no limit). */
+  rateLimitPerS: number;
+  rateLimitBurst: number;
+  /** Accept `__fault` messages that make a channel throw, hang or run out of memory (stress tests only). */
+  faultInjection: boolean;
 }
 
 interface SettingSpec {
@@ -85,6 +103,16 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'redisTimeoutMs', env: 'REDIS_TIMEOUT_MS', kind: 'int', min: 10, help: 'milliseconds to wait for Redis before an edit gets unavailable', defaultValue: () => 2_000 },
   { key: 'logLevel', env: 'LOG_LEVEL', kind: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'least severe log level written (JSON lines on stderr)', defaultValue: () => 'info' },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', kind: 'int', min: 100, help: 'milliseconds a SIGTERM drain may take before exiting anyway', defaultValue: () => 10_000 },
+  { key: 'maxRestarts', env: 'MAX_RESTARTS', kind: 'int', min: 0, help: 'channel restarts allowed per RESTART_WINDOW_MS before 4500', defaultValue: () => 5 },
+  { key: 'restartWindowMs', env: 'RESTART_WINDOW_MS', kind: 'int', min: 1, help: 'milliseconds over which channel restarts are counted', defaultValue: () => 60_000 },
+  { key: 'restartCooldownMs', env: 'RESTART_COOLDOWN_MS', kind: 'int', min: 0, help: 'milliseconds a codespace that failed repeatedly is refused (4500)', defaultValue: () => 30_000 },
+  { key: 'heartbeatIntervalMs', env: 'HEARTBEAT_INTERVAL_MS', kind: 'int', min: 10, help: 'milliseconds between heartbeats to every channel', defaultValue: () => 1_000 },
+  { key: 'heartbeatTimeoutMs', env: 'HEARTBEAT_TIMEOUT_MS', kind: 'int', min: 50, help: 'milliseconds without a heartbeat answer before a worker is terminated', defaultValue: () => 5_000 },
+  { key: 'workerMaxOldMb', env: 'WORKER_MAX_OLD_MB', kind: 'int', min: 0, help: 'heap limit of each worker thread in MiB (0: default)', defaultValue: () => 1_024 },
+  { key: 'slowConsumerBytes', env: 'SLOW_CONSUMER_BYTES', kind: 'int', min: 1024, help: 'queued bytes past which a client gets only the newest selections (4x: closed 1013)', defaultValue: () => 1_048_576 },
+  { key: 'rateLimitPerS', env: 'RATE_LIMIT_PER_S', kind: 'int', min: 0, help: 'messages per second per connection, sustained (0: no limit)', defaultValue: () => 200 },
+  { key: 'rateLimitBurst', env: 'RATE_LIMIT_BURST', kind: 'int', min: 1, help: 'messages per connection in a burst', defaultValue: () => 400 },
+  { key: 'faultInjection', env: 'FAULT_INJECTION', kind: 'bool', help: 'accept __fault messages (throw, hang, oom) for stress tests', defaultValue: () => false },
   { key: 'instances', env: 'INSTANCES', kind: 'int', min: 1, help: 'acceptor processes sharing the port (more than 1 needs REDIS_URL)', defaultValue: () => 1 },
 ];
 

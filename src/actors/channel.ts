@@ -11,6 +11,8 @@ import type {
   ConnectedMessage,
   CreateSelectionRequest,
   ErrorCode,
+  FaultKind,
+  FaultRequest,
   InsertValueBroadcast,
   InsertValueRequest,
   Mode,
@@ -105,9 +107,9 @@ export class Channel {
         return this.#leave(message.session);
       case 'client':
         this.#receivedAt = clockMs();
-        return message.msg.operation === 'insert_value'
-          ? this.#insertValue(message.session, message.msg as InsertValueRequest)
-          : this.#relaySelection(message.session, message.msg as CreateSelectionRequest);
+        if (message.msg.operation === 'insert_value') return this.#insertValue(message.session, message.msg as InsertValueRequest);
+        if (message.msg.operation === '__fault') return injectFault((message.msg as FaultRequest).kind);
+        return this.#relaySelection(message.session, message.msg as CreateSelectionRequest);
       case 'heartbeat':
         return this.#heartbeat(message.seq);
       case 'remote':
@@ -354,8 +356,37 @@ export class Channel {
       msgpack: msgpackRecipients > 0 ? encodeMessage(message, 'msgpack') : null,
     };
     if (message.operation === 'insert_value' && this.#receivedAt !== undefined) envelope.at = this.#receivedAt;
+    const key = coalesceKeyOf(message);
+    if (key !== undefined) envelope.coalesce = key;
     this.#send(envelope);
   }
+}
+
+/**
+ * FAULT_INJECTION only (main refuses `__fault` otherwise): the failures stress tests provoke.
+ * `throw` crashes this channel; `hang` spins its worker's thread; `oom` allocates until the
+ * worker's heap limit kills it.
+ */
+function injectFault(kind: FaultKind): void {
+  switch (kind) {
+    case 'throw':
+      throw new Error('injected fault: throw');
+    case 'hang':
+      for (;;) {
+        // spins until the supervisor terminates this worker
+      }
+    case 'oom': {
+      const hoard: number[][] = [];
+      for (;;) hoard.push(new Array(1 << 20).fill(hoard.length));
+    }
+  }
+}
+
+/** Selections coalesce per sender, presence per peer; everything else is delivered in full. */
+function coalesceKeyOf(message: { operation?: unknown; sender?: unknown; data?: unknown }): string | undefined {
+  if (message.operation === 'create_selection') return `s:${String(message.sender)}`;
+  if (message.operation === 'peer_joined' || message.operation === 'peer_left') return `p:${String((message.data as { id?: unknown })?.id)}`;
+  return undefined;
 }
 
 function broadcastOf(entry: LogEntry): InsertValueBroadcast {

@@ -14,7 +14,8 @@ export interface Member {
   readonly id: string;
   readonly codec: Codec;
   readonly mode: Mode;
-  deliver(bytes: Uint8Array): void;
+  /** `coalesce`: this message may be replaced by a newer one of the same key if the member lags. */
+  deliver(bytes: Uint8Array, coalesce?: string): void;
   closeWith(close: CloseCodeEntry): void;
 }
 
@@ -158,7 +159,7 @@ export class ChannelRef {
         this.#members.get(envelope.session)?.deliver(envelope.data);
         return;
       case 'broadcast':
-        this.#fanOut(envelope.except, envelope.json, envelope.msgpack);
+        this.#fanOut(envelope.except, envelope.json, envelope.msgpack, envelope.coalesce);
         if (envelope.at !== undefined) this.#events.fannedOut((performance.timeOrigin + performance.now() - envelope.at) / 1000);
         return;
       case 'store_load':
@@ -193,11 +194,11 @@ export class ChannelRef {
     }
   }
 
-  #fanOut(except: string | null, json: Uint8Array | null, msgpack: Uint8Array | null): void {
+  #fanOut(except: string | null, json: Uint8Array | null, msgpack: Uint8Array | null, coalesce: string | undefined): void {
     for (const member of this.#members.values()) {
       if (member.id === except) continue;
       const bytes = member.codec === 'json' ? json : msgpack;
-      if (bytes) member.deliver(bytes);
+      if (bytes) member.deliver(bytes, coalesce);
     }
   }
 }

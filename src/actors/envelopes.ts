@@ -36,7 +36,18 @@ export type ChannelOutbound =
   | { type: 'to'; session: string; data: Uint8Array; answer?: true }
   /** One broadcast, encoded once per codec in use; null where no recipient uses that codec. */
   /** `at`: when the change it carries reached the channel (ms, comparable across threads), for the fan-out latency. */
-  | { type: 'broadcast'; except: string | null; json: Uint8Array | null; msgpack: Uint8Array | null; at?: number }
+  | {
+      type: 'broadcast';
+      except: string | null;
+      json: Uint8Array | null;
+      msgpack: Uint8Array | null;
+      at?: number;
+      /**
+       * Set on selections and presence: a recipient that is not keeping up may get only the
+       * newest message of each key (PROTOCOL.md §3). Edits never carry it: they are never dropped.
+       */
+      coalesce?: string;
+    }
   /** `stats`: what the channel did since its last answer, for /metrics. */
   | { type: 'heartbeat_ack'; seq: number; stats?: ChannelStats }
   | { type: 'store_load'; id: number }

@@ -4,7 +4,7 @@
  * it after a crash or a worker death, and drives heartbeats to channels from one timer.
  */
 import type { MemoryBackplane } from '../backplane/memory_backplane.ts';
-import { CloseCode } from '../protocol/close_codes.ts';
+import { CloseCode, ProtocolError } from '../protocol/close_codes.ts';
 import type { ClientMessage } from '../protocol/messages.ts';
 import type { ChannelSettings, ChannelStats, SpawnTask } from './envelopes.ts';
 import { ChannelRef, type Member } from './channel_ref.ts';
@@ -28,6 +28,11 @@ export interface SupervisorOptions {
   /** Restarts allowed within `restartWindowMs` before the codespace's clients get 4500. */
   maxRestarts: number;
   restartWindowMs: number;
+  /** How long a codespace that spent its budget is refused. */
+  restartCooldownMs: number;
+  heartbeatIntervalMs: number;
+  /** A worker whose channel has not answered for this long is terminated. */
+  heartbeatTimeoutMs: number;
   log: (event: string, fields: Record<string, unknown>) => void;
   /** Metrics hooks: a channel's report, and one broadcast's fan-out time. */
   onChannelStats?: (thread: number, stats: ChannelStats) => void;
@@ -40,8 +45,15 @@ export class Supervisor {
   /** Channels told to stop; a new spawn of the same codespace waits for the old one's flush. */
   readonly #stopping = new Map<string, Promise<unknown>>();
   readonly #restartTimes = new Map<string, number[]>();
+  /** Codespaces refused until the given time (ms since epoch) after failing repeatedly. */
+  readonly #refusedUntil = new Map<string, number>();
+  /** Threads already told to terminate, so a hung worker is terminated once. */
+  readonly #terminated = new Set<number>();
   #heartbeatSeq = 0;
+  #lastHeartbeat = 0;
   #closed = false;
+  /** Restarts, hung workers terminated and refusals, for the log and tests. */
+  readonly counts = { restarts: 0, hungWorkers: 0, refusals: 0 };
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -59,7 +71,17 @@ export class Supervisor {
     return this.#channels.get(codespace);
   }
 
+  /** Throws ProtocolError 4500 while the codespace cools down after failing repeatedly. */
   join(member: Member, codespace: string, resume: number | undefined): ChannelRef {
+    const until = this.#refusedUntil.get(codespace);
+    if (until !== undefined) {
+      if (Date.now() < until) {
+        this.counts.refusals++;
+        this.#options.log('channel_refused', { codespace, retryInMs: until - Date.now() });
+        throw new ProtocolError(CloseCode.channelFailed, 'codespace cooling down after repeated failures');
+      }
+      this.#refusedUntil.delete(codespace);
+    }
     let ref = this.#channels.get(codespace);
     if (!ref || ref.state === 'stopping' || ref.state === 'stopped') ref = this.#spawn(codespace);
     ref.join(member, resume);
@@ -75,13 +97,36 @@ export class Supervisor {
     ref.forward(member, msg);
   }
 
-  /** Called from one timer: heartbeats, and stopping channels empty for the grace period. */
+  /**
+   * Called from one timer: heartbeats, terminating workers whose channels stopped answering
+   * them, and stopping channels empty for the grace period.
+   */
   tick(now: number): void {
-    const seq = ++this.#heartbeatSeq;
+    const beat = now - this.#lastHeartbeat >= this.#options.heartbeatIntervalMs;
+    if (beat) this.#lastHeartbeat = now;
+    const seq = beat ? ++this.#heartbeatSeq : this.#heartbeatSeq;
+    const hung = new Set<number>();
     for (const ref of this.#channels.values()) {
-      if (ref.emptySince !== null && now - ref.emptySince >= this.#options.channelGraceMs) this.#stopChannel(ref);
-      else if (ref.state === 'ready') ref.heartbeat(seq);
+      if (ref.emptySince !== null && now - ref.emptySince >= this.#options.channelGraceMs) {
+        this.#stopChannel(ref);
+        continue;
+      }
+      if (ref.state !== 'ready') continue;
+      if (ref.thread > 0 && now - ref.lastHeartbeatAck > this.#options.heartbeatTimeoutMs && !this.#terminated.has(ref.thread)) hung.add(ref.thread);
+      else if (beat) ref.heartbeat(seq);
     }
+    for (const thread of hung) this.#terminateHung(thread, now);
+  }
+
+  /** A channel spins: its whole worker goes, piscina replaces it, its channels restart elsewhere. */
+  #terminateHung(thread: number, now: number): void {
+    const codespaces = [...this.#channels.values()].filter((ref) => ref.thread === thread).map((ref) => ref.codespace);
+    this.#options.log('worker_hung', { thread, codespaces, silentMs: Math.max(...[...this.#channels.values()].filter((ref) => ref.thread === thread).map((ref) => now - ref.lastHeartbeatAck)) });
+    if (!this.#options.placement.terminateThread(thread)) return;
+    this.#terminated.add(thread);
+    this.counts.hungWorkers++;
+    // Thread ids are never reused within a process; forget it once it is surely gone.
+    setTimeout(() => this.#terminated.delete(thread), 60_000).unref?.();
   }
 
   /** Stops every channel (each flushes its snapshot) and waits for them. */
@@ -150,17 +195,25 @@ export class Supervisor {
       return;
     }
     if (!this.#withinRestartBudget(ref.codespace)) {
-      this.#options.log('channel_failed', { codespace: ref.codespace, why });
+      this.#options.log('channel_failed', { codespace: ref.codespace, why, cooldownMs: this.#options.restartCooldownMs });
+      this.#refusedUntil.set(ref.codespace, Date.now() + this.#options.restartCooldownMs);
+      this.#restartTimes.delete(ref.codespace);
       ref.closeMembers(CloseCode.channelFailed);
       ref.detach();
       this.#channels.delete(ref.codespace);
       return;
     }
     ref.restarts++;
-    this.#options.log('channel_restarted', { codespace: ref.codespace, restarts: ref.restarts, members: ref.size });
+    this.counts.restarts++;
+    // Exponential backoff by the restarts in the window: 0, 50, 100, 200 ... 2000 ms.
+    const recent = this.#restartTimes.get(ref.codespace)?.length ?? 1;
+    const delayMs = recent <= 1 ? 0 : Math.min(2_000, 50 * 2 ** (recent - 2));
+    this.#options.log('channel_restarted', { codespace: ref.codespace, restarts: ref.restarts, members: ref.size, delayMs, why });
     const { port1, port2 } = new MessageChannel();
+    // Members get `resync` once the new actor has loaded; what they send meanwhile waits in the port.
     ref.restartOn(port1);
-    this.#run(ref, port2);
+    if (delayMs === 0) this.#run(ref, port2);
+    else setTimeout(() => (this.#closed ? port2.close() : this.#run(ref, port2)), delayMs);
   }
 
   #withinRestartBudget(codespace: string): boolean {

@@ -23,6 +23,10 @@ const WARN_EVENTS = new Set([
   'store_conflict',
   'join_failed',
   'fault_injected',
+  'fault_injection_enabled',
+  'worker_error',
+  'shutdown_timeout',
+  'instance_died',
 ]);
 const DEBUG_EVENTS = new Set(['peer_dead', 'join_refused']);
 

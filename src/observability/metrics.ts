@@ -24,6 +24,8 @@ export class ServerMetrics {
   readonly closes: Counter<'code'>;
   readonly restarts: Counter;
   readonly workerReplacements: Counter;
+  readonly slowConsumerCloses: Counter;
+  readonly refusals: Counter;
   readonly backplaneUp: Gauge;
   readonly eventLoopLag: Gauge<'thread'>;
   readonly #mainLag: IntervalHistogram;
@@ -42,6 +44,8 @@ export class ServerMetrics {
     this.closes = new Counter({ name: 'codespace_closes_total', help: 'connections closed by the server, by close code', labelNames: ['code'], registers });
     this.restarts = new Counter({ name: 'codespace_channel_restarts_total', help: 'channel restarts after a crash, hang or worker death', registers });
     this.workerReplacements = new Counter({ name: 'codespace_worker_replacements_total', help: 'worker threads terminated and replaced', registers });
+    this.slowConsumerCloses = new Counter({ name: 'codespace_slow_consumer_closes_total', help: 'clients closed with 1013 for not reading', registers });
+    this.refusals = new Counter({ name: 'codespace_channel_refusals_total', help: 'joins refused while a failed codespace cools down', registers });
     this.backplaneUp = new Gauge({ name: 'codespace_backplane_up', help: '1 when the backplane is connected (memory: always)', registers });
     this.eventLoopLag = new Gauge({ name: 'codespace_event_loop_lag_seconds', help: 'event-loop lag p99, by thread (main: 0)', labelNames: ['thread'], registers });
     this.#mainLag = monitorEventLoopDelay({ resolution: 10 });

@@ -40,7 +40,15 @@ export interface CreateSelectionRequest {
   [field: string]: unknown;
 }
 
-export type ClientMessage = InsertValueRequest | CreateSelectionRequest;
+/** Stress tests only, accepted when FAULT_INJECTION=1: makes the channel throw, spin or exhaust its worker's memory. */
+export interface FaultRequest {
+  operation: '__fault';
+  kind: FaultKind;
+}
+
+export type FaultKind = 'throw' | 'hang' | 'oom';
+
+export type ClientMessage = InsertValueRequest | CreateSelectionRequest | FaultRequest;
 
 // ---- server to client ----
 

@@ -60,7 +60,10 @@ function readRef(message: Record<string, unknown>): { ref?: string; error?: stri
   return { ref: message.ref };
 }
 
-export function parseClientMessage(value: unknown): ClientMessage | Refusal {
+const FAULT_KINDS = new Set(['throw', 'hang', 'oom']);
+
+/** `faults`: FAULT_INJECTION is on, so `__fault` is a message (otherwise an unknown operation). */
+export function parseClientMessage(value: unknown, faults = false): ClientMessage | Refusal {
   if (!isRecord(value) || typeof value.operation !== 'string') {
     throw new ProtocolError(CloseCode.badMessage, 'not an object with a string `operation`');
   }
@@ -90,9 +93,12 @@ export function parseClientMessage(value: unknown): ClientMessage | Refusal {
       if (selectionsError) return malformed(selectionsError, ref);
       return value as ClientMessage;
     }
-    default:
-      return { refused: true, code: 'unknown_operation', message: `unknown operation ${JSON.stringify(value.operation.slice(0, 64))}`, ...(ref === undefined ? {} : { ref }) };
+    case '__fault':
+      if (!faults) break;
+      if (typeof value.kind !== 'string' || !FAULT_KINDS.has(value.kind)) return malformed('`kind` must be throw, hang or oom', ref);
+      return { operation: '__fault', kind: value.kind as 'throw' | 'hang' | 'oom' };
   }
+  return { refused: true, code: 'unknown_operation', message: `unknown operation ${JSON.stringify(value.operation.slice(0, 64))}`, ...(ref === undefined ? {} : { ref }) };
 }
 
 export function isRefusal(value: ClientMessage | Refusal): value is Refusal {

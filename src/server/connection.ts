@@ -7,11 +7,13 @@ import type { ChannelRef, Member } from '../actors/channel_ref.ts';
 import type { Supervisor } from '../actors/supervisor.ts';
 import { encodeMessage } from '../protocol/codec.ts';
 import { CloseCode, ProtocolError, type CloseCodeEntry } from '../protocol/close_codes.ts';
-import type { Codec, ErrorMessage, Mode } from '../protocol/messages.ts';
-import { isRefusal, parseClientMessage } from '../protocol/validate.ts';
+import type { ClientMessage, Codec, ErrorMessage, Mode } from '../protocol/messages.ts';
+import { isRefusal, parseClientMessage, type Refusal } from '../protocol/validate.ts';
+import { RateLimiter } from './rate_limit.ts';
 
 export interface Transport {
-  write(bytes: Uint8Array): void;
+  /** `coalesce`: may be replaced by a newer message of the same key while the peer lags. */
+  write(bytes: Uint8Array, coalesce?: string): void;
   close(code: number, reason: string): void;
 }
 
@@ -20,10 +22,19 @@ const MAX_EARLY_MESSAGES = 64;
 
 /** What the hub counts for /metrics; every method is cheap (a counter increment). */
 export interface ConnectionObserver {
-  received(operation: string): void;
+  received(operation: string, codespace: string | null): void;
   refused(code: string): void;
   closedWith(code: number): void;
   detached(): void;
+}
+
+export interface ConnectionOptions {
+  observer?: ConnectionObserver;
+  /** FAULT_INJECTION: accept `__fault` messages. */
+  faults?: boolean;
+  /** Messages per second, sustained (0 or absent: no limit), and in a burst. */
+  ratePerS?: number;
+  burst?: number;
 }
 
 let connectionCounter = 0;
@@ -46,12 +57,16 @@ export class Connection implements Member {
   readonly #transport: Transport;
   readonly #supervisor: Supervisor;
   readonly #observer: ConnectionObserver | null;
+  readonly #faults: boolean;
+  readonly #limiter: RateLimiter | null;
 
-  constructor(transport: Transport, codec: Codec, supervisor: Supervisor, observer: ConnectionObserver | null = null) {
+  constructor(transport: Transport, codec: Codec, supervisor: Supervisor, options: ConnectionOptions = {}) {
     this.#transport = transport;
     this.codec = codec;
     this.#supervisor = supervisor;
-    this.#observer = observer;
+    this.#observer = options.observer ?? null;
+    this.#faults = options.faults ?? false;
+    this.#limiter = options.ratePerS ? new RateLimiter(options.ratePerS, options.burst ?? options.ratePerS * 2, Date.now()) : null;
   }
 
   get closed(): boolean {
@@ -84,19 +99,35 @@ export class Connection implements Member {
       this.#early.push(value);
       return;
     }
-    const message = parseClientMessage(value);
+    const message = parseClientMessage(value, this.#faults);
+    if (this.#limiter && !this.#limiter.take(this.lastActivity)) return this.#rateLimited(message);
     if (isRefusal(message)) {
       this.#observer?.refused(message.code);
       const reply: ErrorMessage = { operation: 'error', data: { code: message.code, message: message.message } };
       if (message.ref !== undefined) reply.data.ref = message.ref;
       return this.deliver(encodeMessage(reply, this.codec));
     }
-    this.#observer?.received(message.operation);
+    this.#observer?.received(message.operation, this.codespace);
     this.#supervisor.forward(this, this.#channel!, message);
   }
 
-  deliver(bytes: Uint8Array): void {
-    if (!this.#closed) this.#transport.write(bytes);
+  /**
+   * Over the rate: the message is not forwarded. An edit is answered `rate_limited` (its author
+   * resends it later); other messages get one answer a second; sustained abuse closes 4429.
+   */
+  #rateLimited(message: ClientMessage | Refusal): void {
+    if (this.#limiter!.abusive) throw new ProtocolError(CloseCode.rateLimited, 'message rate far above the limit');
+    const isEdit = !isRefusal(message) && message.operation === 'insert_value';
+    if (!isEdit && !this.#limiter!.takeNotice()) return;
+    this.#observer?.refused('rate_limited');
+    const reply: ErrorMessage = { operation: 'error', data: { code: 'rate_limited', message: 'too many messages; slow down and send it again' } };
+    const ref = isEdit ? (message as { ref?: string }).ref : undefined;
+    if (ref !== undefined) reply.data.ref = ref;
+    this.deliver(encodeMessage(reply, this.codec));
+  }
+
+  deliver(bytes: Uint8Array, coalesce?: string): void {
+    if (!this.#closed) this.#transport.write(bytes, coalesce);
   }
 
   closeWith(close: CloseCodeEntry): void {

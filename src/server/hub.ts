@@ -22,11 +22,10 @@ export type { LogFn } from '../observability/logger.ts';
 const COUNTED_EVENTS: Record<string, (metrics: ServerMetrics) => void> = {
   channel_restarted: (metrics) => metrics.restarts.inc(),
   worker_replaced: (metrics) => metrics.workerReplacements.inc(),
+  slow_consumer_closed: (metrics) => metrics.slowConsumerCloses.inc(),
+  channel_refused: (metrics) => metrics.refusals.inc(),
 };
 
-/** Restarts of one codespace's channel allowed in a minute before its clients get 4500. */
-const MAX_RESTARTS = 5;
-const RESTART_WINDOW_MS = 60_000;
 
 export class Hub {
   readonly config: Config;
@@ -41,6 +40,8 @@ export class Hub {
   readonly metrics = new ServerMetrics();
   /** Open connections (WebSocket or in-process). */
   connectionCount = 0;
+  /** Clients closed with 1013 for not reading. */
+  slowConsumerCloses = 0;
   readonly #observer: ConnectionObserver;
   readonly #tickTimer: ReturnType<typeof setInterval>;
   #closed = false;
@@ -54,20 +55,27 @@ export class Hub {
     };
     this.log = log;
     this.#observer = {
-      received: (operation) => metrics.messagesIn.inc({ operation }),
+      received: (operation, codespace) => {
+        metrics.messagesIn.inc({ operation });
+        if (operation === '__fault') log('fault_injected', { codespace });
+      },
       refused: (code) => metrics.errors.inc({ code }),
       closedWith: (code) => metrics.closes.inc({ code: String(code) }),
       detached: () => this.connectionCount--,
     };
     this.store = new MemoryBackplane({ history: config.history });
-    this.placement = config.workers > 0 ? new ChannelPool(config.workers) : new InProcessPlacement();
+    this.placement = config.workers > 0 ? new ChannelPool(config.workers, config.workerMaxOldMb, log) : new InProcessPlacement();
+    if (config.faultInjection) log('fault_injection_enabled', { warning: 'FAULT_INJECTION=1: any client can crash, hang or exhaust a channel; never in production' });
     this.supervisor = new Supervisor({
       placement: this.placement,
       store: this.store,
       settings: { history: config.history, maxDocLength: config.maxDocLength, snapshotIntervalMs: config.snapshotIntervalMs, backplane: backplaneSettingsOf(config) },
       channelGraceMs: config.channelGraceMs,
-      maxRestarts: MAX_RESTARTS,
-      restartWindowMs: RESTART_WINDOW_MS,
+      maxRestarts: config.maxRestarts,
+      restartWindowMs: config.restartWindowMs,
+      restartCooldownMs: config.restartCooldownMs,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       log,
       onChannelStats: (thread, stats) => metrics.addChannelStats(thread, stats),
       onFanOut: (seconds) => metrics.fanOutSeconds.observe(seconds),
@@ -76,8 +84,8 @@ export class Hub {
     this.redisHealth = config.redisUrl
       ? new RedisHealth(config.redisUrl, (state: BackplaneState) => log(state === 'up' ? 'backplane_up' : 'backplane_down', { backplane: 'redis' }))
       : null;
-    // One timer for every channel's heartbeat and grace period, not one per channel.
-    const tickMs = Math.min(1000, Math.max(10, Math.floor(config.channelGraceMs / 2)));
+    // One timer for every channel's heartbeat, hang check and grace period, not one per channel.
+    const tickMs = Math.max(10, Math.min(config.heartbeatIntervalMs, Math.floor(config.heartbeatTimeoutMs / 4), Math.max(10, Math.floor(config.channelGraceMs / 2))));
     this.#tickTimer = setInterval(() => this.supervisor.tick(Date.now()), tickMs);
     this.#tickTimer.unref?.();
   }
@@ -104,7 +112,8 @@ export class Hub {
 
   connection(transport: Transport, codec: Codec): Connection {
     this.connectionCount++;
-    return new Connection(transport, codec, this.supervisor, this.#observer);
+    const { faultInjection, rateLimitPerS, rateLimitBurst } = this.config;
+    return new Connection(transport, codec, this.supervisor, { observer: this.#observer, faults: faultInjection, ratePerS: rateLimitPerS, burst: rateLimitBurst });
   }
 
   /**

@@ -26,8 +26,13 @@ const fewestChannels: LoadBalancer = (_task, workers) => {
 
 export class ChannelPool {
   readonly #pool: Piscina;
+  #closing = false;
 
-  constructor(workers: number) {
+  /**
+   * `maxOldMb` bounds each worker's heap (resourceLimits): a channel that allocates without end
+   * kills only its worker, whose channels restart elsewhere (0: the runtime's default).
+   */
+  constructor(workers: number, maxOldMb = 0, log: (event: string, fields: Record<string, unknown>) => void = () => {}) {
     this.#pool = new Piscina({
       filename: ENTRY,
       minThreads: workers,
@@ -37,7 +42,13 @@ export class ChannelPool {
       idleTimeout: Infinity,
       concurrentTasksPerWorker: 1_000_000,
       loadBalancer: fewestChannels,
+      ...(maxOldMb > 0 ? { resourceLimits: { maxOldGenerationSizeMb: maxOldMb } } : {}),
     });
+    // piscina starts a new worker for each that exits (min = max threads): count each as replaced.
+    this.#pool.on('workerDestroy', (worker: { threadId: number }) => {
+      if (!this.#closing) log('worker_replaced', { thread: worker.threadId });
+    });
+    this.#pool.on('error', (error: unknown) => log('worker_error', { error: String(error) }));
   }
 
   get threads(): number {
@@ -57,6 +68,7 @@ export class ChannelPool {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     await this.#pool.destroy();
   }
 }

@@ -1,0 +1,135 @@
+/**
+ * Per-channel isolation under faults (FAULT_INJECTION=1): with 20 codespaces over 2 workers all
+ * editing, one channel throws, hangs or runs out of memory. Codespaces elsewhere notice nothing;
+ * the faulted one (and, for hang and oom, its worker-mates) resyncs and loses no edit.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FaultKind } from '../src/protocol/messages.ts';
+import { openTracked, sawEveryVersionOnce, settle, storm, totalAcks, type Tracked } from './support/sdk_storm.ts';
+import { startTestServer, type TestServer } from './support/server.ts';
+import { TestClient, waitFor } from './support/ws_client.ts';
+
+const CODESPACES = 20;
+
+let server: TestServer | null = null;
+const opened: Tracked[] = [];
+
+afterEach(async () => {
+  for (const tracked of opened.splice(0)) tracked.client.close();
+  await server?.close();
+  server = null;
+});
+
+function faultServer(overrides: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
+  return startTestServer({
+    workers: 2,
+    faultInjection: true,
+    heartbeatIntervalMs: 100,
+    heartbeatTimeoutMs: 800,
+    workerMaxOldMb: 64,
+    ...overrides,
+  });
+}
+
+async function openRooms(prefix: string): Promise<{ token: string; clients: Tracked[] }[]> {
+  const rooms = [];
+  for (let r = 0; r < CODESPACES; r++) {
+    const token = `tmp-${prefix}-${r}`;
+    const clients = [await openTracked(server!.url, token), await openTracked(server!.url, token, 'msgpack')];
+    opened.push(...clients);
+    rooms.push({ token, clients });
+  }
+  await waitFor(() => rooms.every((room) => (server!.hub.supervisor.channel(room.token)?.thread ?? -1) > 0), 5000, 'channels ready');
+  return rooms;
+}
+
+describe('a faulted channel', () => {
+  for (const kind of ['throw', 'hang', 'oom'] as FaultKind[]) {
+    it(`${kind}: others keep every message in order; the faulted side resyncs and loses nothing`, async () => {
+      server = await faultServer();
+      const rooms = await openRooms(`fault-${kind}`);
+      const victim = rooms[3];
+      const victimThread = server.hub.supervisor.channel(victim.token)!.thread;
+      const mates = rooms.filter((room) => server!.hub.supervisor.channel(room.token)!.thread === victimThread);
+      const running = storm(rooms.flatMap((room) => room.clients), 20, 15, true);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const faulter = await TestClient.join(server.urlFor(victim.token));
+      faulter.client.send({ operation: '__fault', kind });
+      await running;
+
+      for (const room of rooms) {
+        const n = await settle(room.clients, 20_000);
+        const text = room.clients[0].client.text;
+        for (const tracked of room.clients) {
+          expect(tracked.client.text).toBe(text);
+          for (const token of tracked.inserted) expect(text).toContain(token);
+        }
+        expect(n).toBe(totalAcks(room.clients));
+      }
+      // Untouched: every codespace that did not share the victim's fate.
+      const resynced = rooms.filter((room) => room.clients.some((tracked) => tracked.resyncs > 0));
+      expect(resynced).toContain(victim);
+      for (const room of rooms.filter((candidate) => !resynced.includes(candidate))) {
+        for (const tracked of room.clients) {
+          expect(tracked.errors).toEqual([]);
+          expect(sawEveryVersionOnce(tracked, tracked.client.version)).toBe(true);
+          expect(tracked.client.reconnects).toBe(0);
+        }
+      }
+      if (kind === 'throw') {
+        // Only the channel that threw restarted.
+        expect(resynced).toEqual([victim]);
+      } else {
+        // The whole worker went: its channels, and only its channels, resynced.
+        expect(new Set(resynced)).toEqual(new Set(mates));
+        expect(mates.length).toBeLessThan(CODESPACES);
+        expect(server.logs.some((line) => line.event === 'worker_replaced')).toBe(true);
+      }
+      if (kind === 'hang') expect(server.logs.some((line) => line.event === 'worker_hung' && line.fields.thread === victimThread)).toBe(true);
+      // Clients of resynced codespaces kept their connections.
+      for (const room of resynced) for (const tracked of room.clients) expect(tracked.client.reconnects).toBe(0);
+      expect(server.logs.some((line) => line.event === 'fault_injected' && line.fields.codespace === victim.token)).toBe(true);
+      faulter.client.close();
+    }, 60_000);
+  }
+
+  it('with FAULT_INJECTION off, __fault is an unknown operation', async () => {
+    server = await startTestServer({ faultInjection: false });
+    const { client } = await TestClient.join(server.urlFor('tmp-no-faults'));
+    client.send({ operation: '__fault', kind: 'throw' });
+    expect((await client.next((m) => m.operation === 'error')).data.code).toBe('unknown_operation');
+    expect(server.hub.supervisor.counts.restarts).toBe(0);
+    client.close();
+  });
+});
+
+describe('the restart budget', () => {
+  it('a codespace that faults on every start ends with 4500 and is refused for the cool-down; others go on', async () => {
+    server = await faultServer({ maxRestarts: 3, restartWindowMs: 30_000, restartCooldownMs: 1500 });
+    const bystander = await openTracked(server.url, 'tmp-bystander');
+    opened.push(bystander);
+    const { client: doomed } = await TestClient.join(server.urlFor('tmp-doomed'));
+    // Every time the channel comes back, it is faulted again.
+    doomed.send({ operation: '__fault', kind: 'throw' });
+    doomed.socket.on('message', () => {
+      const last = doomed.messages[doomed.messages.length - 1];
+      if (last?.operation === 'resync') doomed.send({ operation: '__fault', kind: 'throw' });
+    });
+    const running = storm([bystander], 20, 20, true);
+    expect((await doomed.closedWith(10_000)).code).toBe(4500);
+    expect(doomed.all((m) => m.operation === 'resync').length).toBe(3);
+    // Refused during the cool-down...
+    const refused = await TestClient.open(server.urlFor('tmp-doomed'));
+    expect((await refused.closedWith()).code).toBe(4500);
+    expect(server.logs.some((line) => line.event === 'channel_refused')).toBe(true);
+    await running;
+    await settle([bystander]);
+    expect(bystander.resyncs).toBe(0);
+    expect(bystander.errors).toEqual([]);
+    // ... and welcome again after it.
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    const back = await TestClient.join(server.urlFor('tmp-doomed'));
+    expect(back.connected.operation).toBe('connected');
+    back.client.close();
+  }, 30_000);
+});

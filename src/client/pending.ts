@@ -75,7 +75,9 @@ export class PendingDoc {
       version: this.#version,
       ref: `${this.#refPrefix}-${++this.#refCounter}`,
     };
-    this.#inFlight = { request, local: set };
+    // The server rebuilds the change from `changes`; rebasing over anything but that very
+    // structure (a composed set keeps an insertion and a deletion apart) can diverge from it.
+    this.#inFlight = { request, local: changeSetOf(request.changes, set.length) };
     return request;
   }
 

@@ -164,7 +164,10 @@ export class TextDoc {
     const changes = specsOf(set);
     const entry: LogEntry = { version: this.#version + 1, changes, docLength: this.#text.length, sender };
     if (request.ref !== undefined) entry.ref = request.ref;
-    return { kind: 'ready', entry, set };
+    // Keep the set every other party rebuilds from the broadcast, not the mapped one: the two
+    // apply alike but can map differently (an insertion next to a deletion is one replacement
+    // once it went through `changes`), and rebasing over different structures diverges.
+    return { kind: 'ready', entry, set: changeSetOf(changes, entry.docLength) };
   }
 
   /** Applies a committed entry: one this doc prepared, or one committed elsewhere. */

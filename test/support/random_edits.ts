@@ -15,6 +15,16 @@ export const editShape = fc.record({
   insert: insertText,
 });
 
+/**
+ * Edits crowded on a few positions, so that insertions tie with each other and with the ends of
+ * deletions: where a rebase that maps over the wrong change structure diverges.
+ */
+export const crowdedEditShape = fc.record({
+  at: fc.constantFrom(0, 0, 0.1, 0.25, 0.5, 1),
+  span: fc.constantFrom(0, 0, 0.2, 0.5),
+  insert: fc.constantFrom('', 'X', 'yz', '\n', '😀'),
+});
+
 export type EditShape = { at: number; span: number; insert: string };
 
 function snapOffSurrogate(text: string, pos: number): number {

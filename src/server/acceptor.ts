@@ -130,7 +130,7 @@ export class Acceptor {
     const pingDue = now - this.#lastPingSweep >= pingIntervalMs - 5;
     if (pingDue) this.#lastPingSweep = now;
     for (const session of this.#sessions) {
-      if (idleTimeoutMs > 0 && now - session.connection.lastActivity >= idleTimeoutMs) {
+      if (idleTimeoutMs > 0 && session.connection.welcomed && now - session.connection.lastActivity >= idleTimeoutMs) {
         session.connection.closeWith(CloseCode.idleTimeout);
         continue;
       }

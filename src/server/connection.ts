@@ -51,6 +51,8 @@ export class Connection implements Member {
   codespace: string | null = null;
   /** Last time the client said anything (ms since epoch), for IDLE_TIMEOUT_MS. */
   lastActivity = Date.now();
+  /** The channel has spoken to it (its `connected`): from then on it may be idle. */
+  welcomed = false;
   #channel: ChannelRef | null = null;
   #early: unknown[] | null = [];
   #closed = false;
@@ -127,7 +129,14 @@ export class Connection implements Member {
   }
 
   deliver(bytes: Uint8Array, coalesce?: string): void {
-    if (!this.#closed) this.#transport.write(bytes, coalesce);
+    if (this.#closed) return;
+    if (!this.welcomed && this.#channel) {
+      // The idle clock starts once the client could talk: a channel that is slow to load (a
+      // cold worker, a busy machine) must not cost its joiners their connection (4408).
+      this.welcomed = true;
+      this.lastActivity = Date.now();
+    }
+    this.#transport.write(bytes, coalesce);
   }
 
   closeWith(close: CloseCodeEntry): void {

@@ -1,7 +1,7 @@
 /** The client SDK against a real server: convergence through disconnects, resume and resync. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { CloseCode } from '../src/protocol/close_codes.ts';
-import { openTracked, sawEveryVersionOnce, settle, storm, totalAcks, type Tracked } from './support/sdk_storm.ts';
+import { editLocal, openTracked, sawEveryVersionOnce, settle, storm, totalAcks, type Tracked } from './support/sdk_storm.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { TestClient, waitFor } from './support/ws_client.ts';
 
@@ -65,6 +65,7 @@ describe('CodespaceClient', () => {
     expect(n).toBe(totalAcks(tracked));
     const text = tracked[0].client.text;
     for (const one of tracked) {
+      expect(one.mirror).toBe(one.client.text);
       expect(one.client.text).toBe(text);
       expect(sawEveryVersionOnce(one, n)).toBe(true);
     }
@@ -100,6 +101,7 @@ describe('CodespaceClient', () => {
     await settle(tracked);
     const text = tracked[0].client.text;
     for (const one of tracked) {
+      expect(one.mirror).toBe(one.client.text);
       expect(one.client.text).toBe(text);
       for (const token of one.inserted) expect(text).toContain(token);
     }
@@ -109,13 +111,15 @@ describe('CodespaceClient', () => {
   it('takes a refused edit back out of its text and keeps what was typed after it', async () => {
     server = await startTestServer({ maxDocLength: 20 });
     const [a] = await open(1, 'tmp-sdk-refused');
-    a.client.applyLocal([{ from: 0, to: 0, insert: 'abc' }]);
+    editLocal(a, [{ from: 0, to: 0, insert: 'abc' }]);
     await waitFor(() => a.client.synced, 3000, 'first ack');
-    a.client.applyLocal([{ from: 3, to: 3, insert: 'x'.repeat(30) }]);
-    a.client.applyLocal([{ from: 0, to: 0, insert: '>' }]);
+    editLocal(a, [{ from: 3, to: 3, insert: 'x'.repeat(30) }]);
+    editLocal(a, [{ from: 0, to: 0, insert: '>' }]);
     await waitFor(() => a.client.synced, 3000, 'settled');
     expect(a.errors).toContain('too_large');
     expect(a.client.text).toBe('>abc');
+    // The editor was told to show the text without the refused edit.
+    expect(a.mirror).toBe('>abc');
     const { client: fresh, connected } = await TestClient.join(server.urlFor('tmp-sdk-refused'));
     expect(connected.data.code).toBe('>abc');
     fresh.close();

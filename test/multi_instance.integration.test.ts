@@ -86,6 +86,7 @@ describe('three instances on one Redis', () => {
     expect(n).toBeGreaterThan(25);
     const text = tracked[0].client.text;
     for (const one of tracked) {
+      expect(one.mirror).toBe(one.client.text);
       expect(one.client.text).toBe(text);
       expect(sawEveryVersionOnce(one, n)).toBe(true);
       expect(one.errors).toEqual([]);
@@ -106,6 +107,7 @@ describe('three instances on one Redis', () => {
     expect(n).toBe(totalAcks(tracked));
     const text = tracked[0].client.text;
     for (const one of tracked) {
+      expect(one.mirror).toBe(one.client.text);
       expect(one.client.text).toBe(text);
       for (const token of one.inserted) expect(text).toContain(token);
       expect(sawEveryVersionOnce(one, n)).toBe(true);
@@ -133,6 +135,7 @@ describe('three instances on one Redis', () => {
     expect(n).toBe(totalAcks(tracked));
     const text = tracked[0].client.text;
     for (const one of tracked) {
+      expect(one.mirror).toBe(one.client.text);
       expect(one.client.text).toBe(text);
       for (const inserted of one.inserted) expect(text).toContain(inserted);
     }

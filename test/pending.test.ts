@@ -17,6 +17,19 @@ interface SimClient {
   up: InsertValueRequest[];
   down: ToClient[];
   versionsSeen: number[];
+  /** A plain string kept the way an editor would keep it. */
+  mirror: string;
+}
+
+/** Applies sorted, non-overlapping specs (in one document's coordinates) to a plain string. */
+function applySpecs(text: string, specs: readonly { from: number; to: number; insert: string }[]): string {
+  let result = '';
+  let at = 0;
+  for (const { from, to, insert } of specs) {
+    result += text.slice(at, from) + insert;
+    at = to;
+  }
+  return result + text.slice(at);
 }
 
 const action = fc.oneof(
@@ -28,7 +41,7 @@ const action = fc.oneof(
 function simulate(initial: string, clientCount: number, actions: Array<typeof action extends fc.Arbitrary<infer T> ? T : never>) {
   const server = new TextDoc({ text: initial, version: 0, log: [] }, { history: 10_000, maxDocLength: 1_000_000 });
   const clients: SimClient[] = Array.from({ length: clientCount }, (_, i) => ({
-    id: `c${i}`, doc: new PendingDoc(initial, 0, `c${i}`), up: [], down: [], versionsSeen: [],
+    id: `c${i}`, doc: new PendingDoc(initial, 0, `c${i}`), up: [], down: [], versionsSeen: [], mirror: initial,
   }));
   const serverReceive = (from: SimClient, request: InsertValueRequest): void => {
     const result = server.prepare({ changes: request.changes, docLength: request.doc_length, version: request.version, ref: request.ref }, from.id);
@@ -40,7 +53,9 @@ function simulate(initial: string, clientCount: number, actions: Array<typeof ac
   };
   const clientReceive = (client: SimClient, message: ToClient): void => {
     if (message.kind === 'ack') client.doc.receiveAck(message.version, message.ref);
-    else client.doc.receiveRemote(message.entry.version, message.entry.changes, message.entry.docLength);
+    else client.mirror = applySpecs(client.mirror, client.doc.receiveRemote(message.entry.version, message.entry.changes, message.entry.docLength));
+    // An editor that applies only its own edits and the returned local changes shows the same text.
+    if (client.mirror !== client.doc.text) throw new Error(`editor mirror ${JSON.stringify(client.mirror)} is not the text ${JSON.stringify(client.doc.text)}`);
     client.versionsSeen.push(client.doc.version);
     const next = client.doc.takeRequest();
     if (next) client.up.push(next);
@@ -48,7 +63,9 @@ function simulate(initial: string, clientCount: number, actions: Array<typeof ac
   for (const step of actions) {
     const client = clients[step.client % clientCount];
     if (step.kind === 'edit') {
-      client.doc.applyLocal(placeEdit(client.doc.text, step.shape));
+      const edit = placeEdit(client.doc.text, step.shape);
+      client.doc.applyLocal(edit);
+      client.mirror = applySpecs(client.mirror, edit);
       const request = client.doc.takeRequest();
       if (request) client.up.push(request);
     } else if (step.kind === 'deliverUp' && client.up.length > 0) {

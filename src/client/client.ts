@@ -52,8 +52,14 @@ export interface ClientOptions {
 export interface RemoteChange {
   version: number;
   sender: string;
+  /** As the server broadcast it: in the coordinates of the document at `version - 1`. */
   changes: ChangeSpec[];
   docLength: number;
+  /**
+   * The same change in the coordinates of this client's `text` just before it, which differ
+   * from the server's while local edits are pending: what an editor showing `text` applies.
+   */
+  localChanges: ChangeSpec[];
 }
 
 export interface ClientEvents {
@@ -66,6 +72,11 @@ export interface ClientEvents {
   presence: { kind: 'joined' | 'left'; peer: PeerInfo };
   error: { code: ErrorCode | 'closed' | 'local_edits_lost'; message: string; ref?: string };
   closed: { code: number; reason: string };
+  /**
+   * `text` changed by something other than a local edit or a remote change: a refused edit taken
+   * back out, or a restart from the server's text. An editor replaces its whole content.
+   */
+  replaced: { text: string; reason: 'refused' | 'reset' };
 }
 
 type Listener<T> = (value: T) => void;
@@ -258,8 +269,12 @@ export class CodespaceClient {
     } else if (data.version > this.#doc.version && data.version - this.#doc.version <= 100_000) {
       // The server is ahead and sent only its text: ask for the missed changes instead.
       return this.#reopen();
-    } else if (this.#doc.reset(data.code ?? '', data.version)) {
-      this.#emit('error', { code: 'local_edits_lost', message: 'the server could not resume this client; unsent local edits were dropped' });
+    } else {
+      const before = this.#doc.text;
+      if (this.#doc.reset(data.code ?? '', data.version)) {
+        this.#emit('error', { code: 'local_edits_lost', message: 'the server could not resume this client; unsent local edits were dropped' });
+      }
+      if (this.#doc.text !== before) this.#emit('replaced', { text: this.#doc.text, reason: 'reset' });
     }
     this.#setState('open');
     this.#emit(resync ? 'resync' : 'connected', data);
@@ -276,8 +291,8 @@ export class CodespaceClient {
       // Our own change, seen among the missed ones after a reconnect: it counts as the ack.
       return this.#ack(message.version, message.ref);
     }
-    doc.receiveRemote(message.version, message.changes, message.doc_length);
-    this.#emit('change', { version: message.version, sender: message.sender, changes: message.changes, docLength: message.doc_length });
+    const localChanges = doc.receiveRemote(message.version, message.changes, message.doc_length);
+    this.#emit('change', { version: message.version, sender: message.sender, changes: message.changes, docLength: message.doc_length, localChanges });
   }
 
   #ack(version: number, ref: string | undefined): void {
@@ -303,6 +318,7 @@ export class CodespaceClient {
       return;
     }
     doc.dropInFlight();
+    this.#emit('replaced', { text: doc.text, reason: 'refused' });
     this.#flush();
   }
 

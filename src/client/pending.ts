@@ -81,8 +81,11 @@ export class PendingDoc {
     return request;
   }
 
-  /** A remote change: applied over the pending ones, which are rebased over it. */
-  receiveRemote(version: number, changes: readonly ChangeSpec[], docLength: number): void {
+  /**
+   * A remote change: applied over the pending ones, which are rebased over it. Returns the
+   * change as it applied to the local text (what an editor showing `text` must apply).
+   */
+  receiveRemote(version: number, changes: readonly ChangeSpec[], docLength: number): ChangeSpec[] {
     if (version !== this.#version + 1) throw new RangeError(`remote version ${version} after ${this.#version}`);
     let remote = changeSetOf(changes, docLength);
     this.#confirmed = remote.apply(this.#confirmed);
@@ -98,6 +101,7 @@ export class PendingDoc {
     }
     this.#text = remote.apply(this.#text);
     this.#version = version;
+    return specsOf(remote);
   }
 
   /** The server committed the in-flight change as `version`. */

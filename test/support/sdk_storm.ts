@@ -17,12 +17,38 @@ export interface Tracked {
   acks: number;
   errors: string[];
   resyncs: number;
+  /**
+   * The text as an editor would hold it, driven by events only: its own edits, each change's
+   * `localChanges`, and `replaced`. It must always equal `client.text`.
+   */
+  mirror: string;
+}
+
+/** Applies sorted, non-overlapping specs (in one document's coordinates) to a plain string. */
+export function applySpecs(text: string, specs: readonly ChangeSpec[]): string {
+  let result = '';
+  let at = 0;
+  for (const { from, to, insert } of specs) {
+    result += text.slice(at, from) + insert;
+    at = to;
+  }
+  return result + text.slice(at);
+}
+
+/** A local edit, as an editor makes it: on its own text, then handed to the SDK. */
+export function editLocal(tracked: Tracked, changes: ChangeSpec[]): void {
+  tracked.mirror = applySpecs(tracked.mirror, changes);
+  tracked.client.applyLocal(changes);
 }
 
 export async function openTracked(urls: string | string[], token: string, codec: 'json' | 'msgpack' = 'json'): Promise<Tracked> {
   const client = connect(urls, token, { WebSocket: WebSocket as unknown as WebSocketConstructor, codec, minReconnectDelayMs: 50, maxReconnectDelayMs: 500, resendDelayMs: 100 });
-  const tracked: Tracked = { client, versions: [], inserted: new Set(), acks: 0, errors: [], resyncs: 0 };
-  client.on('change', (change) => tracked.versions.push(change.version));
+  const tracked: Tracked = { client, versions: [], inserted: new Set(), acks: 0, errors: [], resyncs: 0, mirror: '' };
+  client.on('change', (change) => {
+    tracked.versions.push(change.version);
+    tracked.mirror = applySpecs(tracked.mirror, change.localChanges);
+  });
+  client.on('replaced', ({ text }) => (tracked.mirror = text));
   client.on('ack', ({ version }) => {
     tracked.versions.push(version);
     tracked.acks++;
@@ -32,6 +58,7 @@ export async function openTracked(urls: string | string[], token: string, codec:
   await new Promise<void>((resolve, reject) => {
     const off = client.on('connected', () => {
       off();
+      tracked.mirror = client.text;
       resolve();
     });
     client.on('closed', ({ code, reason }) => {
@@ -71,7 +98,7 @@ export async function storm(clients: Tracked[], edits: number, intervalMs: numbe
       if (tracked.client.state === 'closed') return;
       const token = `<c${index}e${n}>`;
       const changes = insertsOnly ? insertToken(tracked.client.text, token) : randomEdit(tracked.client.text, `c${index}.${n};`);
-      tracked.client.applyLocal(changes);
+      editLocal(tracked, changes);
       tracked.inserted.add(token);
     }
   }));

@@ -67,7 +67,7 @@ export class TestClient {
   }
 
   /** The next message (after those already taken) that matches; earlier ones are skipped. */
-  async next(match: (message: Message) => boolean = () => true, timeoutMs = 5000): Promise<Message> {
+  async next(match: (message: Message) => boolean = () => true, timeoutMs = 10_000): Promise<Message> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       while (this.#cursor < this.messages.length) {

@@ -32,7 +32,7 @@ function faultServer(overrides: Parameters<typeof startTestServer>[0] = {}): Pro
 }
 
 async function openRooms(prefix: string): Promise<{ token: string; clients: Tracked[] }[]> {
-  const rooms = [];
+  const rooms: { token: string; clients: Tracked[] }[] = [];
   for (let r = 0; r < CODESPACES; r++) {
     const token = `tmp-${prefix}-${r}`;
     const clients = [await openTracked(server!.url, token), await openTracked(server!.url, token, 'msgpack')];

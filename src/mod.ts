@@ -20,6 +20,8 @@ export { TextDoc, changeSetOf, specsOf, textOf, LINE_SEPARATOR } from './doc/tex
 export type { LogEntry, StoredDoc } from './doc/text_doc.ts';
 export { connect, CodespaceClient } from './client/client.ts';
 export type { ClientOptions, ClientEvents, ConnectionState, RemoteChange } from './client/client.ts';
+export { syncEditor, remote } from './client/codemirror.ts';
+export type { EditorLike, EditorSync } from './client/codemirror.ts';
 
 export interface RunningServer {
   hub: Hub;

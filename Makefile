@@ -3,7 +3,7 @@ RUNTIME ?= node
 ARGS ?=
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test test-bun install tools typecheck bench clean
+.PHONY: run stress test test-bun install tools typecheck bench clean
 
 $(NODE_MODULES_STAMP): package.json
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
@@ -16,6 +16,10 @@ ifeq ($(RUNTIME),bun)
 else
 	node --import tsx src/main.ts $(ARGS)
 endif
+
+# Stress a running server: make stress ARGS="--url ws://127.0.0.1:8080 --channels 10 --fault throw:3@4" (--help for all).
+stress: install
+	node --import tsx src/stress/stress.ts $(ARGS)
 
 typecheck: install
 	./node_modules/.bin/tsc -p tsconfig.json

@@ -146,9 +146,11 @@ describe('runStress', () => {
     expect(written.verdict.ok).toBe(true);
     expect(written.codespaces).toHaveLength(4);
     expect(written.codespaces[0].series.length).toBeGreaterThan(2);
+    expect(written.toolLag.series.length).toBeGreaterThan(2);
     const html = readFileSync(options.htmlPath!, 'utf8');
     expect(html).toContain('<svg');
     expect(html).toContain('class="fault-marker"');
+    expect(html).toContain('class="tool-lag"');
     expect(html).toContain('PASS');
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
   }, 30_000);

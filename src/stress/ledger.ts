@@ -180,10 +180,18 @@ export class RunLedger {
   readonly codespaces: CodespaceLedger[] = [];
   /** performance.now() when the editing began; receipt times are relative to it. */
   startedAt = performance.now();
+  /** SDK clients that have joined (the first `connected`). */
+  opened = 0;
   sent = 0;
   acked = 0;
   deliveries = 0;
   resyncs = 0;
+  /**
+   * How late this process's own timers fired (ms), sampled through the run: a stall here delays
+   * every receipt, so it tells a slow tool from a slow server.
+   */
+  readonly lagTimes: number[] = [];
+  readonly lags: number[] = [];
   /** Every connection id any client was given, and its codespace. */
   readonly #owners = new Map<string, number>();
 

@@ -45,6 +45,16 @@ export function bucketSeries(times: readonly number[], values: readonly number[]
     .map(([key, bucket]) => ({ t: key * bucketMs, p99: summarize(bucket).p99!, count: bucket.length }));
 }
 
+/** The largest value per bucket of `bucketMs`: one stall is what delays everything around it. */
+export function bucketMax(times: readonly number[], values: readonly number[], bucketMs: number): { t: number; max: number }[] {
+  const worst = new Map<number, number>();
+  for (let i = 0; i < times.length; i++) {
+    const key = Math.floor(times[i] / bucketMs);
+    worst.set(key, Math.max(worst.get(key) ?? -Infinity, values[i]));
+  }
+  return [...worst.entries()].sort(([a], [b]) => a - b).map(([key, max]) => ({ t: key * bucketMs, max }));
+}
+
 /** The samples taken in [fromMs, toMs). */
 export function samplesBetween(times: readonly number[], values: readonly number[], fromMs: number, toMs: number): number[] {
   const picked: number[] = [];

@@ -3,7 +3,10 @@
  * the output is a file or a pipe (CI logs stay readable).
  */
 export interface ProgressSnapshot {
-  phase: 'editing' | 'settling' | 'checking';
+  phase: 'opening' | 'editing' | 'settling' | 'checking';
+  /** Clients connected so far, of `clients`. */
+  opened: number;
+  clients: number;
   elapsedMs: number;
   durationMs: number;
   sent: number;
@@ -27,6 +30,7 @@ const BAR_WIDTH = 24;
 const PLAIN_EVERY_MS = 2000;
 
 export function progressText(snapshot: ProgressSnapshot, withBar: boolean): string {
+  if (snapshot.phase === 'opening') return `opening clients ${snapshot.opened}/${snapshot.clients}`;
   const share = Math.min(1, snapshot.elapsedMs / snapshot.durationMs);
   const filled = Math.round(share * BAR_WIDTH);
   const bar = withBar ? `[${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}] ` : '';

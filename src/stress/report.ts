@@ -3,8 +3,8 @@
  * the verdict. Pure: everything it needs is handed in.
  */
 import type { FaultKind } from '../protocol/messages.ts';
-import { tokenOf, tokensIn, type CodespaceLedger } from './ledger.ts';
-import { bucketSeries, latencyBound, roundMs, samplesBetween, summarize, type LatencySummary, type SeriesPoint } from './metrics.ts';
+import { tokenOf, tokensIn, type CodespaceLedger, type RunLedger } from './ledger.ts';
+import { bucketMax, bucketSeries, latencyBound, roundMs, samplesBetween, summarize, type LatencySummary, type SeriesPoint } from './metrics.ts';
 import type { StressOptions } from './options.ts';
 
 export type Role = 'faulted' | 'collateral' | 'bystander';
@@ -77,6 +77,8 @@ export interface StressReport {
   bucketMs: number;
   faults: FaultReport[];
   codespaces: CodespaceReport[];
+  /** How late the tool's own timers fired: when this is high, latencies include the tool's stalls. */
+  toolLag: { p99: number | null; max: number | null; series: { t: number; max: number }[] };
   totals: Omit<CodespaceReport, 'index' | 'token' | 'role' | 'converged' | 'version' | 'textLength' | 'notes' | 'series' | 'latencyBeforeFault' | 'latencyAfterFault' | 'errors'> & { converged: number };
   verdict: Verdict;
 }
@@ -86,7 +88,7 @@ export interface ReportInput {
   startedAt: Date;
   editingMs: number;
   elapsedMs: number;
-  codespaces: CodespaceLedger[];
+  run: RunLedger;
   ends: EndState[];
   faults: FaultReport[];
 }
@@ -95,10 +97,14 @@ function rounded(summary: LatencySummary): LatencySummary {
   return { count: summary.count, p50: roundMs(summary.p50), p99: roundMs(summary.p99), max: roundMs(summary.max) };
 }
 
+function tokenList(text: string): string[] {
+  return tokensIn(text).map((token) => tokenOf(token.codespace, token.client, token.seq));
+}
+
 /** Counts what was acked, delivered and lost; lost = acked and missing for some client or the fresh joiner. */
 function deliveryOf(ledger: CodespaceLedger, end: EndState): { acked: number; unacked: number; delivered: number; lost: number; duplicatedInText: number } {
-  const textTokens = end.texts.map((text) => new Set(tokensIn(text).map((token) => tokenOf(token.codespace, token.client, token.seq))));
-  const freshTokens = 'code' in end.fresh ? new Set(tokensIn(end.fresh.code).map((token) => tokenOf(token.codespace, token.client, token.seq))) : null;
+  const textTokens = end.texts.map((text) => new Set(tokenList(text)));
+  const freshTokens = 'code' in end.fresh ? new Set(tokenList(end.fresh.code)) : null;
   let acked = 0;
   let unacked = 0;
   let delivered = 0;
@@ -126,7 +132,7 @@ function deliveryOf(ledger: CodespaceLedger, end: EndState): { acked: number; un
     }
   }
   // A token twice in a text is a change applied twice.
-  const duplicatedInText = end.texts.reduce((sum, text) => sum + tokensIn(text).length - new Set(tokensIn(text).map((t) => tokenOf(t.codespace, t.client, t.seq))).size, 0);
+  const duplicatedInText = end.texts.reduce((sum, text, i) => sum + tokenList(text).length - textTokens[i].size, 0);
   return { acked, unacked, delivered, lost, duplicatedInText };
 }
 
@@ -199,7 +205,7 @@ function isolationOf(input: ReportInput, codespaces: CodespaceReport[], faultAtM
   const bystanders = codespaces.filter((cs) => cs.role === 'bystander');
   if (faultAtMs === null || bystanders.length === 0) return { failures, baseline: null, bound: null };
   // The pooled p99 of every bystander before the fault: steadier than each one's few samples.
-  const before = bystanders.flatMap((cs) => samplesBetween(input.codespaces[cs.index].latencyTimes, input.codespaces[cs.index].latencies, 0, faultAtMs));
+  const before = bystanders.flatMap((cs) => samplesBetween(input.run.codespaces[cs.index].latencyTimes, input.run.codespaces[cs.index].latencies, 0, faultAtMs));
   const baseline = roundMs(summarize(before).p99);
   if (baseline === null) return { failures, baseline: null, bound: null };
   const bound = Math.round(latencyBound(baseline, input.options.latencyFactor, input.options.latencySlackMs));
@@ -213,7 +219,7 @@ function isolationOf(input: ReportInput, codespaces: CodespaceReport[], faultAtM
 export function buildReport(input: ReportInput): StressReport {
   const faultAtMs = input.faults.some((fault) => fault.injected) ? Math.min(...input.faults.filter((fault) => fault.injected).map((fault) => fault.atMs)) : null;
   const bucketMs = Math.max(250, Math.ceil(input.elapsedMs / 200 / 250) * 250);
-  const codespaces = input.codespaces.map((ledger, i) => codespaceReport(input, ledger, input.ends[i], faultAtMs, bucketMs));
+  const codespaces = input.run.codespaces.map((ledger, i) => codespaceReport(input, ledger, input.ends[i], faultAtMs, bucketMs));
   const failures = convergenceFailures(codespaces);
   const converged = failures.length === 0;
   let isolated: boolean | null = null;
@@ -236,9 +242,16 @@ export function buildReport(input: ReportInput): StressReport {
     bucketMs,
     faults: input.faults,
     codespaces,
-    totals: totalsOf(input.codespaces, codespaces),
+    toolLag: toolLagOf(input.run, bucketMs),
+    totals: totalsOf(input.run.codespaces, codespaces),
     verdict: { ok: converged && isolated !== false, converged, isolated, baselineP99Ms, boundMs, failures },
   };
+}
+
+function toolLagOf(run: RunLedger, bucketMs: number): StressReport['toolLag'] {
+  const summary = rounded(summarize(run.lags));
+  const series = bucketMax(run.lagTimes, run.lags, bucketMs).map((point) => ({ t: point.t, max: roundMs(point.max)! }));
+  return { p99: summary.p99, max: summary.max, series };
 }
 
 function totalsOf(ledgers: CodespaceLedger[], codespaces: CodespaceReport[]): StressReport['totals'] {

@@ -71,8 +71,15 @@ function line(frame: Frame, cs: CodespaceReport, colour: string, width: number):
   return `<polyline fill="none" stroke="${colour}" stroke-width="${width}" stroke-opacity="0.8" points="${points}"><title>codespace ${cs.index} (${cs.role})</title></polyline>`;
 }
 
+/** The tool's own event-loop lag, grey: a spike shared by every line and this one is the tool's. */
+function lagLine(frame: Frame, report: StressReport): string {
+  if (report.toolLag.series.length === 0) return '';
+  const points = report.toolLag.series.map((point) => `${xOf(frame, point.t).toFixed(1)},${yOf(frame, point.max).toFixed(1)}`).join(' ');
+  return `<polyline class="tool-lag" fill="none" stroke="#999" stroke-width="1" stroke-dasharray="1 2" points="${points}"><title>stress tool event-loop lag (max per bucket)</title></polyline>`;
+}
+
 function chart(report: StressReport, codespaces: CodespaceReport[], small: boolean): string {
-  const maxY = Math.max(10, ...report.codespaces.flatMap((cs) => cs.series.map((point) => point.p99)));
+  const maxY = Math.max(10, ...report.codespaces.flatMap((cs) => cs.series.map((point) => point.p99)), ...report.toolLag.series.map((point) => point.max));
   const frame: Frame = {
     width: small ? SMALL_WIDTH : WIDTH,
     height: small ? SMALL_HEIGHT : HEIGHT,
@@ -80,7 +87,7 @@ function chart(report: StressReport, codespaces: CodespaceReport[], small: boole
     maxT: Math.max(1000, report.elapsedMs),
     maxY,
   };
-  const lines = codespaces.map((cs) => line(frame, cs, ROLE_COLOURS[cs.role], small ? 1.5 : 1.2)).join('');
+  const lines = codespaces.map((cs) => line(frame, cs, ROLE_COLOURS[cs.role], small ? 1.5 : 1.2)).join('') + (small ? '' : lagLine(frame, report));
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${frame.width}" height="${frame.height}" viewBox="0 0 ${frame.width} ${frame.height}" font-size="11" font-family="sans-serif">${axes(frame, small)}${markers(frame, report, small)}${lines}</svg>`;
 }
 
@@ -114,7 +121,7 @@ figure{display:inline-block;margin:4px;border:1px solid #eee}figcaption{font-siz
 <p>${report.codespaces.length} codespaces &times; ${report.options.clients} clients, ${report.options.rate} messages/s each, ${(report.editingMs / 1000).toFixed(1)} s of editing against ${escapeHtml(report.options.url)}, started ${escapeHtml(report.startedAt)}.</p>
 <pre>${escapeHtml(verdictText(report))}</pre>
 <h2>p99 latency over time (per ${report.bucketMs} ms, log scale)</h2>
-<p>${legend} &nbsp; <span style="color:#d62728">- - fault</span> &nbsp; <span style="color:#888">&middot;&middot; editing stopped</span></p>
+<p>${legend} &nbsp; <span style="color:#d62728">- - fault</span> &nbsp; <span style="color:#888">&middot;&middot; editing stopped; dotted grey: the tool's own event-loop lag (p99 ${report.toolLag.p99 ?? '-'} ms, max ${report.toolLag.max ?? '-'} ms)</span></p>
 ${chart(report, report.codespaces, false)}
 <h2>Per codespace</h2>
 ${table(report)}

@@ -42,7 +42,8 @@ export function renderTable(report: StressReport): string {
   if (withFault) totals.push('', '');
   totals.push(String(t.resyncs), String(t.reconnects), `${t.converged}/${report.codespaces.length}`);
   const lines = [
-    `codespace-stress: ${report.codespaces.length} codespaces × ${report.options.clients} clients, ${report.options.rate}/s each, ${(report.editingMs / 1000).toFixed(1)} s against ${report.options.url} (latencies in ms)`,
+    `codespace-stress: ${report.codespaces.length} codespaces × ${report.options.clients} clients, ${report.options.rate}/s each, ${(report.editingMs / 1000).toFixed(1)} s against ${report.options.url}`,
+    'sent: edits typed; acked: of them, committed; delivered: receipts by the other clients / expected; lost: acked but missing somewhere; latencies in ms',
     '',
     layout([header, ...report.codespaces.map((cs) => rowOf(cs, withFault)), totals]),
     '',
@@ -50,6 +51,7 @@ export function renderTable(report: StressReport): string {
   for (const fault of report.faults) {
     lines.push(`fault ${fault.kind} on codespace ${fault.index} at ${(fault.atMs / 1000).toFixed(1)} s: ${fault.injected ? 'injected' : `NOT injected (${fault.error})`}`);
   }
+  lines.push(`tool event-loop lag: p99 ${ms(report.toolLag.p99)} ms, max ${ms(report.toolLag.max)} ms (a stall of the tool itself shows in every latency around it)`);
   lines.push(verdictText(report));
   return `${lines.join('\n')}\n`;
 }

@@ -25,17 +25,25 @@ const RECENT_WINDOW_MS = 1000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Runs `task` over `items`, at most `limit` at a time. */
+/** Runs `task` over `items`, at most `limit` at a time; after a failure starts no more, and throws it once all stopped. */
 async function inBatches<T, R>(items: readonly T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
+  let failed = false;
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (next < items.length && !failed) {
       const i = next++;
-      results[i] = await task(items[i]);
+      try {
+        results[i] = await task(items[i]);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
     }
   });
-  await Promise.all(lanes);
+  const outcomes = await Promise.allSettled(lanes);
+  const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+  if (failure) throw (failure as PromiseRejectedResult).reason;
   return results;
 }
 
@@ -53,6 +61,7 @@ async function openClients(options: StressOptions, run: RunLedger): Promise<Stre
       await client.opened().catch((error: Error) => {
         throw new Error(`client ${ledger.index} of ${ledger.codespace.token} at ${options.url}: ${error.message}`);
       });
+      run.opened++;
     });
   } catch (error) {
     for (const client of all) client.close();
@@ -77,13 +86,15 @@ function scheduleFaults(options: StressOptions, injected: FaultReport[]): Promis
 }
 
 function snapshotOf(run: RunLedger, clients: StressClient[], phase: ProgressSnapshot['phase'], options: StressOptions, faults: FaultReport[]): ProgressSnapshot {
-  const now = performance.now() - run.startedAt;
+  const now = phase === 'opening' ? 0 : performance.now() - run.startedAt;
   const recent: number[] = [];
   for (const ledger of run.codespaces) {
     for (let i = ledger.latencyTimes.length - 1; i >= 0 && ledger.latencyTimes[i] >= now - RECENT_WINDOW_MS; i--) recent.push(ledger.latencies[i]);
   }
   return {
     phase,
+    opened: run.opened,
+    clients: options.channels * options.clients,
     elapsedMs: now,
     durationMs: options.durationMs,
     sent: run.sent,
@@ -95,6 +106,20 @@ function snapshotOf(run: RunLedger, clients: StressClient[], phase: ProgressSnap
     faultsFired: faults.length,
     faultsPlanned: options.faults.length,
   };
+}
+
+const LAG_SAMPLE_MS = 50;
+
+/** Samples how late a 50 ms timer fires, until the returned function is called. */
+function sampleLag(run: RunLedger): () => void {
+  let expected = performance.now() + LAG_SAMPLE_MS;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    run.lagTimes.push(now - run.startedAt);
+    run.lags.push(Math.max(0, now - expected));
+    expected = now + LAG_SAMPLE_MS;
+  }, LAG_SAMPLE_MS);
+  return () => clearInterval(timer);
 }
 
 /** Why a codespace is not settled yet, or '' when every client is synced, open and at one version. */
@@ -144,13 +169,17 @@ export async function runStress(options: StressOptions, hooks: RunHooks = {}): P
   validateStressOptions(options);
   const startedAt = new Date();
   const run = new RunLedger();
-  const rooms = await openClients(options, run);
-  const clients = rooms.flat();
   const faults: FaultReport[] = [];
-  let phase: ProgressSnapshot['phase'] = 'editing';
+  let clients: StressClient[] = [];
+  let phase: ProgressSnapshot['phase'] = 'opening';
+  let stopLag = (): void => {};
   const progressTimer = hooks.progress ? setInterval(() => hooks.progress!.update(snapshotOf(run, clients, phase, options, faults)), PROGRESS_EVERY_MS) : null;
   try {
+    const rooms = await openClients(options, run);
+    clients = rooms.flat();
+    phase = 'editing';
     run.startedAt = performance.now();
+    stopLag = sampleLag(run);
     for (const client of clients) client.start(options.rate, run.startedAt);
     const faultsDone = scheduleFaults(options, faults);
     await sleep(options.durationMs);
@@ -162,10 +191,12 @@ export async function runStress(options: StressOptions, hooks: RunHooks = {}): P
     phase = 'checking';
     const ends = await endStates(options, rooms, notes);
     faults.sort((a, b) => a.atMs - b.atMs || a.index - b.index);
-    const report = buildReport({ options, startedAt, editingMs: Math.round(editingMs), elapsedMs: Math.round(performance.now() - run.startedAt), codespaces: run.codespaces, ends, faults });
+    stopLag();
+    const report = buildReport({ options, startedAt, editingMs: Math.round(editingMs), elapsedMs: Math.round(performance.now() - run.startedAt), run, ends, faults });
     writeReports(options, report);
     return report;
   } finally {
+    stopLag();
     if (progressTimer) clearInterval(progressTimer);
     hooks.progress?.done();
     for (const client of clients) client.close();

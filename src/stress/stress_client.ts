@@ -8,6 +8,7 @@ import type { ClientLedger } from './ledger.ts';
 import { tappedWebSocket } from './tapped_socket.ts';
 
 const CONNECT_TIMEOUT_MS = 10_000;
+const CONNECT_ATTEMPTS = 3;
 
 export class StressClient {
   readonly ledger: ClientLedger;
@@ -43,15 +44,24 @@ export class StressClient {
         stop();
         resolve();
       });
+      let attempts = 0;
       const offClosed = this.sdk.on('closed', ({ code, reason }) => {
-        if (this.sdk.state !== 'closed') return;
+        // A refused connection is not worth the whole timeout: the server is not there.
+        if (this.sdk.state !== 'closed' && ++attempts < CONNECT_ATTEMPTS) return;
         stop();
-        reject(new Error(`closed with ${code} ${reason}`));
+        reject(new Error(this.sdk.state === 'closed' ? `closed with ${code} ${reason}` : `could not connect in ${attempts} attempts (last close ${code}; is the server running?)`));
+      });
+      // Closed by the run (another client failed) or by a final close code: stop waiting now.
+      const offState = this.sdk.on('state', (state) => {
+        if (state !== 'closed') return;
+        stop();
+        reject(new Error('closed before connected'));
       });
       const stop = (): void => {
         clearTimeout(timer);
         offConnected();
         offClosed();
+        offState();
       };
     });
   }

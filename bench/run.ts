@@ -1,0 +1,364 @@
+/**
+ * The benchmark suite (`make bench`, `make bench ARGS="--quick"`): every server in its own
+ * process, the load generator in another, each figure set against the naive `ws` relay run the
+ * same way in the same session. Writes bench/results/<timestamp>.json and bench/results/latest.md.
+ *
+ *   --quick              fewer, shorter steps; memory backplane only; 2,000 idle connections
+ *   --only=a,b           fanout, latency, idle, recovery (default: all)
+ *   --servers=a,b        naive, memory, redis, redis-x2 (default: all that can run here)
+ *   --label=text         written into the results, e.g. the optimisation step being measured
+ *   --baseline=DIR       also run "baseline": this server (memory backplane) from another checkout
+ *                        in DIR, to measure what a change bought in the same session
+ */
+import { execSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { startRedis, type TestRedis } from '../test/support/redis.ts';
+import { hasRedisServer, startLoadGenerator, startServerProcess, treeCpuSeconds, treeRssBytes, type ServerProcess } from './procs.ts';
+
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => args.find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
+const QUICK = args.includes('--quick');
+const ONLY = new Set((flag('only') ?? 'fanout,latency,idle,recovery').split(','));
+const LABEL = flag('label') ?? '';
+const STEP_S = QUICK ? 2 : 3;
+const FACTOR = QUICK ? 1.7 : 1.5;
+const MAX_STEPS = QUICK ? 7 : 10;
+const IDLE_CONNECTIONS = QUICK ? 2_000 : 10_000;
+const P99_BAR_MS = 50;
+const DELIVERED_BAR = 0.95;
+const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
+
+type ServerName = 'naive' | 'baseline' | 'memory' | 'redis' | 'redis-x2';
+const BASELINE_ROOT = flag('baseline');
+const redisAvailable = hasRedisServer();
+const wanted = (flag('servers') ?? (QUICK ? 'naive,memory' : 'naive,memory,redis,redis-x2')).split(',') as ServerName[];
+if (BASELINE_ROOT && !wanted.includes('baseline')) wanted.splice(1, 0, 'baseline');
+const notes: string[] = [];
+const SERVERS = wanted.filter((name) => {
+  if ((name === 'redis' || name === 'redis-x2') && !redisAvailable) {
+    notes.push(`${name}: skipped, redis-server is not installed (\`make tools\` installs it)`);
+    return false;
+  }
+  return true;
+});
+
+interface Shape {
+  name: string;
+  rooms: number;
+  clients: number;
+}
+const SHAPES: Shape[] = [
+  { name: '100x10', rooms: 100, clients: 10 },
+  { name: '1x100', rooms: 1, clients: 100 },
+];
+
+interface StepResult {
+  ratePerClient: number;
+  deliveredPerS: number;
+  offeredPerS: number;
+  deliveredRatio: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  editLatencyMs: { p50: number; p99: number };
+  generatorCpu: number;
+  generatorLoopDelayP99Ms: number;
+  errors: number;
+  delivered: number;
+  serverCpu?: number;
+  serverUsPerDelivery?: number;
+  pass?: boolean;
+}
+
+let redis: TestRedis | null = null;
+
+async function startNamed(name: ServerName, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
+  if (name === 'naive') return startServerProcess(name, 'naive', extraEnv);
+  if (name === 'baseline') return startServerProcess(name, 'codespace', extraEnv, BASELINE_ROOT);
+  const env: Record<string, string> = { ...extraEnv };
+  if (name === 'redis' || name === 'redis-x2') {
+    redis ??= await startRedis();
+    await redis.client.flushall();
+    env.REDIS_URL = redis.url;
+  }
+  if (name === 'redis-x2') env.INSTANCES = '2';
+  return startServerProcess(name, 'codespace', env);
+}
+
+let stepCounter = 0;
+
+async function measureStep(server: ServerProcess, loadgen: ReturnType<typeof startLoadGenerator>, rate: number, seconds: number): Promise<StepResult> {
+  const cpuBefore = treeCpuSeconds(server.pid);
+  const started = performance.now();
+  const result = await loadgen.run<StepResult>({ cmd: 'step', rate, seconds, step: ++stepCounter });
+  const wallS = (performance.now() - started) / 1000;
+  const cpu = treeCpuSeconds(server.pid) - cpuBefore;
+  result.serverCpu = round2(cpu / wallS);
+  result.serverUsPerDelivery = result.delivered > 0 ? round2((cpu * 1e6) / result.delivered) : 0;
+  result.pass = result.latencyMs.p99 <= P99_BAR_MS && result.deliveredRatio >= DELIVERED_BAR;
+  const mark = result.pass ? 'pass' : 'FAIL';
+  log(`  ${server.name} rate ${rate.toFixed(2)}/s/client: delivered ${result.deliveredPerS}/s (${(result.deliveredRatio * 100).toFixed(1)}%), p50 ${result.latencyMs.p50} p99 ${result.latencyMs.p99} ms, server cpu ${result.serverCpu} (${result.serverUsPerDelivery} µs/delivery), generator cpu ${result.generatorCpu} ${mark}`);
+  return result;
+}
+
+/**
+ * Raises the rate by FACTOR while steps pass (lowers it while they fail), then tries once between
+ * the last pass and the first fail; the best is the highest delivered rate of a passing step.
+ */
+async function sweep(name: ServerName, shape: Shape, startRate: number): Promise<Record<string, unknown>> {
+  const server = await startNamed(name);
+  const loadgen = startLoadGenerator();
+  try {
+    const joined = await loadgen.run<{ connected: number }>({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms: shape.rooms, clients: shape.clients, prefix: `tmp-bench-${shape.name}-${Date.now()}` });
+    if (joined.connected < shape.rooms * shape.clients) throw new Error(`${name}: only ${joined.connected} of ${shape.rooms * shape.clients} clients joined`);
+    log(`${name} ${shape.name}: warm-up`);
+    await measureStep(server, loadgen, startRate / 2, QUICK ? 1 : 2);
+    const steps: StepResult[] = [];
+    let rate = startRate;
+    let pass: StepResult | null = null;
+    let fail: StepResult | null = null;
+    for (let i = 0; i < MAX_STEPS; i++) {
+      const result = await measureStep(server, loadgen, rate, STEP_S);
+      steps.push(result);
+      if (result.pass) {
+        if (!pass || result.deliveredPerS > pass.deliveredPerS) pass = result;
+        if (fail) break;
+        rate *= FACTOR;
+      } else {
+        if (!fail || result.ratePerClient < fail.ratePerClient) fail = result;
+        if (pass) break;
+        rate /= FACTOR;
+      }
+    }
+    if (pass && fail && fail.ratePerClient > pass.ratePerClient) {
+      const result = await measureStep(server, loadgen, Math.sqrt(pass.ratePerClient * fail.ratePerClient), STEP_S);
+      steps.push(result);
+      if (result.pass && result.deliveredPerS > pass.deliveredPerS) pass = result;
+    }
+    return { server: name, shape: shape.name, best: pass, steps };
+  } finally {
+    await loadgen.stop();
+    await server.stop();
+  }
+}
+
+/** Edit-to-peer latency at a fixed moderate rate, the same for every server. */
+async function latencyAt(name: ServerName, shape: Shape, rate: number): Promise<StepResult> {
+  const server = await startNamed(name);
+  const loadgen = startLoadGenerator();
+  try {
+    await loadgen.run({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms: shape.rooms, clients: shape.clients, prefix: `tmp-bench-lat-${Date.now()}` });
+    await measureStep(server, loadgen, rate, 1);
+    return await measureStep(server, loadgen, rate, QUICK ? 3 : 5);
+  } finally {
+    await loadgen.stop();
+    await server.stop();
+  }
+}
+
+/**
+ * Server RSS before and after N idle joined connections (100 per codespace). A first batch of
+ * connections is opened and closed before the baseline so that what grows once (heap spaces,
+ * worker start-up, code) is not charged to each connection; the figure is the marginal cost.
+ * The joins of the measured batch give the join rate and the time to `connected`.
+ */
+async function idle(name: ServerName): Promise<Record<string, unknown>> {
+  const server = await startNamed(name);
+  const loadgen = startLoadGenerator();
+  try {
+    const perRoom = 100;
+    const warmRooms = Math.max(1, IDLE_CONNECTIONS / perRoom / 5);
+    await loadgen.run({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms: warmRooms, clients: perRoom, prefix: `tmp-bench-warm-${Date.now()}`, inFlight: 200 }, 180_000);
+    await loadgen.run({ cmd: 'close' });
+    await sleep(2_000);
+    const before = treeRssBytes(server.pid);
+    const join = await loadgen.run<Record<string, unknown> & { connected: number }>({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms: IDLE_CONNECTIONS / perRoom, clients: perRoom, prefix: `tmp-bench-idle-${Date.now()}`, inFlight: 200 }, 180_000);
+    await sleep(3_000);
+    const after3s = treeRssBytes(server.pid);
+    await sleep(QUICK ? 2_000 : 5_000);
+    const after = treeRssBytes(server.pid);
+    const perConnection = Math.round((after - before) / join.connected);
+    log(`${name} idle: ${join.connected} connections, RSS ${mib(before)} -> ${mib(after3s)} -> ${mib(after)} MiB, ${perConnection} B/connection; join ${join.connectionsPerS}/s`);
+    await loadgen.run({ cmd: 'close' });
+    // Time to `connected` for a join into a live server, 20 in flight (the figure above is a burst of 200).
+    const joinCalm = await loadgen.run<Record<string, unknown>>({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms: 10, clients: 50, prefix: `tmp-bench-join-${Date.now()}`, inFlight: 20 }, 60_000);
+    return { server: name, connections: join.connected, rssBeforeBytes: before, rssAfter3sBytes: after3s, rssAfterBytes: after, bytesPerConnection: perConnection, join, joinCalm };
+  } finally {
+    await loadgen.stop();
+    await server.stop();
+  }
+}
+
+const HEARTBEAT_INTERVAL_MS = 200;
+const HEARTBEAT_TIMEOUT_MS = 1_000;
+
+async function recovery(): Promise<Record<string, unknown>> {
+  const results: Record<string, unknown> = { heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS, heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS };
+  for (const kind of ['throw', 'hang'] as const) {
+    const server = await startNamed('memory', { FAULT_INJECTION: '1', HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_INTERVAL_MS), HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_TIMEOUT_MS) });
+    const loadgen = startLoadGenerator();
+    try {
+      const join = await loadgen.run<Record<string, unknown>>({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms: 8, clients: 5, prefix: `tmp-bench-fault-${Date.now()}` });
+      await sleep(300);
+      const result = await loadgen.run<Record<string, unknown>>({ cmd: 'fault', kind, windowMs: kind === 'throw' ? 10_000 : 3 * HEARTBEAT_TIMEOUT_MS + 3_000 }, 60_000);
+      log(`recovery ${kind}: ${JSON.stringify(result)}`);
+      results[kind] = { ...result, join };
+    } finally {
+      await loadgen.stop();
+      await server.stop();
+    }
+  }
+  return results;
+}
+
+function machine(): Record<string, unknown> {
+  let commit = '';
+  try {
+    commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
+  } catch {
+    // not a checkout
+  }
+  let load = '';
+  try {
+    load = execSync('cat /proc/loadavg', { encoding: 'utf8' }).trim();
+  } catch {
+    // not Linux
+  }
+  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, commit, loadavgAtStart: load };
+}
+
+function round2(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(1);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function log(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+function ratio(value: number | undefined, baseline: number | undefined): string {
+  if (!value || !baseline) return 'n/a';
+  return `${(value / baseline).toFixed(2)}×`;
+}
+
+function summarise(results: Record<string, any>): string {
+  const lines: string[] = [];
+  const m = results.machine;
+  lines.push(`# Benchmark results ${results.startedAt}${LABEL ? ` (${LABEL})` : ''}`, '');
+  lines.push(`Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Node ${m.node}, commit ${m.commit}, load average at start ${m.loadavgAtStart}.`);
+  lines.push(`Command: \`${results.command}\`. Took ${results.seconds} s.`, '');
+  if (results.fanout) {
+    lines.push('## Fan-out: highest delivered messages/s with p99 ≤ 50 ms and ≥ 95 % delivered', '');
+    lines.push('| shape | server | best delivered/s | × naive | rate/client | p99 ms | server CPU µs/delivery (× naive) | generator CPU |');
+    lines.push('|---|---|---|---|---|---|---|---|');
+    for (const shape of SHAPES) {
+      const rows = results.fanout.filter((row: any) => row.shape === shape.name);
+      const naive = rows.find((row: any) => row.server === 'naive')?.best;
+      for (const row of rows) {
+        const best = row.best;
+        if (!best) {
+          lines.push(`| ${shape.name} | ${row.server} | no passing step | | | | | |`);
+          continue;
+        }
+        lines.push(`| ${shape.name} | ${row.server} | ${best.deliveredPerS} | ${ratio(best.deliveredPerS, naive?.deliveredPerS)} | ${best.ratePerClient.toFixed(2)} | ${best.latencyMs.p99} | ${best.serverUsPerDelivery} (${ratio(best.serverUsPerDelivery, naive?.serverUsPerDelivery)}) | ${best.generatorCpu} |`);
+      }
+    }
+    lines.push('');
+  }
+  if (results.latency) {
+    lines.push(`## Edit-to-peer latency at a moderate load (${results.latency.shape}, ${results.latency.ratePerClient.toFixed(2)} msgs/s per client)`, '');
+    lines.push('| server | delivered/s | edit p50 ms | edit p99 ms | p50 × naive | p99 × naive |');
+    lines.push('|---|---|---|---|---|---|');
+    const naive = results.latency.rows.find((row: any) => row.server === 'naive')?.result;
+    for (const row of results.latency.rows) {
+      const r = row.result;
+      lines.push(`| ${row.server} | ${r.deliveredPerS} | ${r.editLatencyMs.p50} | ${r.editLatencyMs.p99} | ${ratio(r.editLatencyMs.p50, naive?.editLatencyMs.p50)} | ${ratio(r.editLatencyMs.p99, naive?.editLatencyMs.p99)} |`);
+    }
+    lines.push('');
+  }
+  if (results.idle) {
+    lines.push(`## Idle connections and joins (${IDLE_CONNECTIONS} connections, 100 per codespace, 200 joins in flight; RSS of the server process with its workers, after a first batch opened and closed)`, '');
+    lines.push('| server | RSS bytes/connection | × naive | joins/s (burst) | × naive | to `connected` p50 / p99 ms (burst) | 20 in flight: p50 / p99 ms | × naive (p50) |');
+    lines.push('|---|---|---|---|---|---|---|---|');
+    const naive = results.idle.find((row: any) => row.server === 'naive');
+    for (const row of results.idle) {
+      lines.push(`| ${row.server} | ${row.bytesPerConnection} | ${ratio(row.bytesPerConnection, naive?.bytesPerConnection)} | ${row.join.connectionsPerS} | ${ratio(row.join.connectionsPerS, naive?.join.connectionsPerS)} | ${row.join.toConnectedMs.p50} / ${row.join.toConnectedMs.p99} | ${row.joinCalm.toConnectedMs.p50} / ${row.joinCalm.toConnectedMs.p99} | ${ratio(row.joinCalm.toConnectedMs.p50, naive?.joinCalm.toConnectedMs.p50)} |`);
+    }
+    lines.push('');
+  }
+  if (results.recovery) {
+    const r = results.recovery;
+    lines.push(`## Recovery (memory backplane, FAULT_INJECTION=1, HEARTBEAT_INTERVAL_MS=${r.heartbeatIntervalMs}, HEARTBEAT_TIMEOUT_MS=${r.heartbeatTimeoutMs})`, '');
+    if (r.throw) lines.push(`- channel throws → its ${r.throw.clients} clients have \`resync\`: p50 ${r.throw.toResyncMs.p50} ms, max ${r.throw.toResyncMs.max} ms (${ratio(r.throw.toResyncMs.max, r.throw.join.toConnectedMs.p50)} a fresh join's time to \`connected\`, ${r.throw.join.toConnectedMs.p50} ms)`);
+    if (r.hang) lines.push(`- worker hangs → the hung channel acks again after at most ${r.hang.faultedRoomWorstAckMs} ms (${ratio(r.hang.faultedRoomWorstAckMs, r.heartbeatTimeoutMs)} HEARTBEAT_TIMEOUT_MS); ${r.hang.roomsStalledWithIt} other codespaces shared its worker (worst ${r.hang.stalledWorstAckMs} ms), ${r.hang.healthyRooms} on the other worker never waited more than ${r.hang.healthyWorstAckMs} ms`);
+    lines.push('');
+  }
+  if (results.notes.length) lines.push('## Notes', '', ...results.notes.map((note: string) => `- ${note}`), '');
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const results: Record<string, any> = { startedAt: new Date(started).toISOString(), label: LABEL, command: `node --import tsx bench/run.ts ${args.join(' ')}`.trim(), quick: QUICK, machine: machine(), notes };
+  const generatorCpus: number[] = [];
+  try {
+    if (ONLY.has('fanout')) {
+      results.fanout = [];
+      for (const shape of SHAPES) {
+        let naiveBest = 0;
+        for (const name of SERVERS) {
+          // Start near where the naive relay topped out: fewer steps for the same answer.
+          const start = naiveBest > 0 ? Math.max(0.5, (naiveBest * 0.7) / (shape.rooms * shape.clients * (shape.clients - 1))) : 4;
+          const row = await sweep(name, shape, start);
+          results.fanout.push(row);
+          const best = row.best as StepResult | null;
+          if (name === 'naive' && best) naiveBest = best.deliveredPerS;
+          for (const step of row.steps as StepResult[]) generatorCpus.push(step.generatorCpu);
+        }
+      }
+    }
+    if (ONLY.has('latency')) {
+      const shape = SHAPES[0];
+      const naiveRow = results.fanout?.find((row: any) => row.server === 'naive' && row.shape === shape.name)?.best as StepResult | undefined;
+      const rate = naiveRow ? round2(naiveRow.ratePerClient / 4) : 2;
+      results.latency = { shape: shape.name, ratePerClient: rate, rows: [] };
+      for (const name of SERVERS) {
+        const result = await latencyAt(name, shape, rate);
+        results.latency.rows.push({ server: name, result });
+      }
+    }
+    if (ONLY.has('idle')) {
+      results.idle = [];
+      for (const name of SERVERS.filter((each) => each === 'naive' || each === 'memory' || each === 'baseline')) results.idle.push(await idle(name));
+    }
+    if (ONLY.has('recovery')) results.recovery = await recovery();
+  } finally {
+    await redis?.stop();
+  }
+  const saturated = generatorCpus.filter((cpu) => cpu > 0.9).length;
+  if (saturated > 0) notes.push(`the load generator used more than 0.9 of a core in ${saturated} of ${generatorCpus.length} steps: there, it may be what limited the rate`);
+  notes.push('2 shared cores: the servers, their worker threads and the load generator compete for them; absolute rates vary by up to ±40 % between runs, ratios within a run far less');
+  results.seconds = Math.round((Date.now() - started) / 1000);
+  mkdirSync(RESULTS, { recursive: true });
+  const stamp = results.startedAt.replace(/[:.]/g, '-');
+  writeFileSync(`${RESULTS}${stamp}.json`, JSON.stringify(results, null, 2) + '\n');
+  const summary = summarise(results);
+  writeFileSync(`${RESULTS}latest.md`, summary + '\n');
+  log('\n' + summary);
+  log(`written: bench/results/${stamp}.json, bench/results/latest.md`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    process.stderr.write(`bench: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -2,6 +2,8 @@
  * One WebSocket: frames in, bytes out. The adapter between `ws` and a transport-neutral
  * Connection; the only place a ProtocolError becomes a close (STYLE.md rule 8).
  */
+import { setImmediate } from 'node:timers';
+import * as wsModule from 'ws';
 import type { WebSocket, RawData } from 'ws';
 import { decodeFrame } from '../protocol/codec.ts';
 import { CloseCode, ProtocolError } from '../protocol/close_codes.ts';
@@ -18,6 +20,59 @@ function toBytes(data: RawData): Uint8Array {
   return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
 }
 
+/**
+ * The fan-out fast path (ARCHITECTURE.md, facts measured): server frames are unmasked, so a
+ * broadcast is framed once and the same bytes go to every socket; and each socket's frames of
+ * one event-loop turn leave in one write, not one syscall each. It needs ws's `Sender.frame` and
+ * the net socket under the WebSocket; where either is missing (Bun swaps in its own `ws`),
+ * every message goes through `ws.send` as before.
+ */
+type FrameFn = (data: Uint8Array, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }) => Uint8Array[];
+const frameWith = (wsModule as { Sender?: { frame?: unknown } }).Sender?.frame as FrameFn | undefined;
+const FRAME_TEXT = { fin: true, opcode: 0x01, mask: false, readOnly: true, rsv1: false };
+const FRAME_BINARY = { fin: true, opcode: 0x02, mask: false, readOnly: true, rsv1: false };
+
+interface RawSocket {
+  write(data: Uint8Array): boolean;
+  readonly writableLength: number;
+}
+
+function rawSocketOf(socket: WebSocket): RawSocket | null {
+  if (typeof frameWith !== 'function') return null;
+  const raw = (socket as unknown as { _socket?: Partial<RawSocket> })._socket;
+  return raw && typeof raw.write === 'function' && typeof raw.writableLength === 'number' ? (raw as RawSocket) : null;
+}
+
+/**
+ * The last payload framed, per opcode: a fan-out hands every recipient the same Uint8Array, so
+ * one entry is enough to frame each broadcast once (the reference keeps identity unambiguous).
+ */
+const lastFramed: { text: [Uint8Array | null, Buffer | null]; binary: [Uint8Array | null, Buffer | null] } = { text: [null, null], binary: [null, null] };
+
+function framed(bytes: Uint8Array, binary: boolean): Buffer {
+  const cache = binary ? lastFramed.binary : lastFramed.text;
+  if (cache[0] === bytes) return cache[1]!;
+  const parts = frameWith!(bytes, binary ? FRAME_BINARY : FRAME_TEXT);
+  const frame = Buffer.concat(parts);
+  cache[0] = bytes;
+  cache[1] = frame;
+  return frame;
+}
+
+/** Shared by every idle session (never pushed to): a queue is only allocated once there is something to write. */
+const EMPTY_QUEUE: Buffer[] = [];
+
+/** Sessions with frames queued this turn, written out together on the next check phase. */
+let dirty: Session[] = [];
+let flushScheduled = false;
+
+function flushDirtyOnImmediate(): void {
+  flushScheduled = false;
+  const sessions = dirty;
+  dirty = [];
+  for (const session of sessions) session.flush();
+}
+
 export class Session implements Transport {
   readonly socket: WebSocket;
   readonly connection: Connection;
@@ -32,6 +87,11 @@ export class Session implements Transport {
   #held: Map<string, Uint8Array> | null = null;
   #drainTimer: ReturnType<typeof setTimeout> | null = null;
   #slowClosed = false;
+  /** The net socket under the WebSocket, for the fast path; null: everything goes by `ws.send`. */
+  readonly #raw: RawSocket | null;
+  /** Frames waiting for this turn's write, and their bytes. */
+  #queue: Buffer[] = EMPTY_QUEUE;
+  #queuedBytes = 0;
 
   constructor(socket: WebSocket, codec: Codec, hub: Hub, sessions: Set<Session>) {
     this.socket = socket;
@@ -40,6 +100,7 @@ export class Session implements Transport {
     this.#hub = hub;
     this.#softLimit = hub.config.slowConsumerBytes;
     this.connection = hub.connection(this, codec);
+    this.#raw = rawSocketOf(socket);
     sessions.add(this);
     socket.on('message', this.#socketOnMessage);
     socket.on('pong', this.#socketOnPong);
@@ -55,7 +116,7 @@ export class Session implements Transport {
    */
   write(bytes: Uint8Array, coalesce?: string): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
-    const queued = this.socket.bufferedAmount;
+    const queued = this.bufferedAmount;
     if (queued > 4 * this.#softLimit) return this.#closeSlow(queued);
     if (coalesce !== undefined && (this.#held !== null || queued > this.#softLimit)) {
       this.#held ??= new Map();
@@ -64,7 +125,44 @@ export class Session implements Transport {
       this.#scheduleDrainCheck();
       return;
     }
-    this.socket.send(bytes, this.#codec === 'msgpack' ? AS_BINARY : AS_TEXT);
+    this.#send(bytes);
+  }
+
+  /** What `ws` has not written yet plus this turn's queue: the slow-consumer measure. */
+  get bufferedAmount(): number {
+    return this.#queuedBytes + this.socket.bufferedAmount;
+  }
+
+  #send(bytes: Uint8Array): void {
+    if (this.#raw === null) {
+      this.socket.send(bytes, this.#codec === 'msgpack' ? AS_BINARY : AS_TEXT);
+      return;
+    }
+    const frame = framed(bytes, this.#codec === 'msgpack');
+    if (this.#queue.length === 0) {
+      if (this.#queue === EMPTY_QUEUE) this.#queue = [];
+      dirty.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushDirtyOnImmediate);
+      }
+    }
+    this.#queue.push(frame);
+    this.#queuedBytes += frame.length;
+  }
+
+  /**
+   * Writes this turn's frames in one write. Before `ws` writes a frame of its own that must come
+   * after them (close), the queue is flushed first; once the socket is closing (a close frame
+   * went out), nothing more may follow it, and the queue is dropped.
+   */
+  flush(): void {
+    const queue = this.#queue;
+    if (queue.length === 0) return;
+    const bytes = this.#queuedBytes;
+    this.#queuedBytes = 0;
+    if (this.socket.readyState === this.socket.OPEN) this.#raw!.write(queue.length === 1 ? queue[0] : Buffer.concat(queue, bytes));
+    queue.length = 0; // reused: written (or copied) above, and dropped once the socket is closing
   }
 
   #scheduleDrainCheck(): void {
@@ -72,10 +170,10 @@ export class Session implements Transport {
     this.#drainTimer = setTimeout(() => {
       this.#drainTimer = null;
       if (this.socket.readyState !== this.socket.OPEN || !this.#held) return;
-      if (this.socket.bufferedAmount > this.#softLimit) return this.#scheduleDrainCheck();
+      if (this.bufferedAmount > this.#softLimit) return this.#scheduleDrainCheck();
       const held = this.#held;
       this.#held = null;
-      for (const bytes of held.values()) this.socket.send(bytes, this.#codec === 'msgpack' ? AS_BINARY : AS_TEXT);
+      for (const bytes of held.values()) this.#send(bytes);
     }, 50);
   }
 
@@ -91,6 +189,7 @@ export class Session implements Transport {
 
   close(code: number, reason: string): void {
     if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
+      this.flush(); // what was sent before the close goes before its close frame
       this.socket.close(code, reason);
     }
   }
@@ -104,6 +203,8 @@ export class Session implements Transport {
     if (this.#drainTimer) clearTimeout(this.#drainTimer);
     this.#drainTimer = null;
     this.#held = null;
+    this.#queue = EMPTY_QUEUE;
+    this.#queuedBytes = 0;
     this.#sessions.delete(this);
     this.connection.detach();
   }

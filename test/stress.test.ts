@@ -91,7 +91,7 @@ describe('stress metrics', () => {
 });
 
 describe('stress ledger', () => {
-  it('counts foreign tokens as cross-talk and a version seen twice as a duplicate', () => {
+  it('counts foreign tokens as cross-talk, a version seen twice as a duplicate, a skipped one as a gap', () => {
     const run = new RunLedger();
     const codespace = new CodespaceLedger(run, 0, 'tmp-a');
     const [author, peer] = [new ClientLedger(codespace, 0, 'json'), new ClientLedger(codespace, 1, 'json')];
@@ -108,6 +108,10 @@ describe('stress ledger', () => {
     expect(peer.duplicated).toBe(1);
     peer.tap().incoming(JSON.stringify({ operation: 'insert_value', sender: 'y', version: 2, changes: [{ from: 0, to: 0, insert: '<5.0.0>' }], doc_length: 7 }));
     expect(peer.crossTalk).toBe(1);
+    // Version 4 after 1: a gap (the SDK resumes and gets 2..4), not counted as received.
+    peer.tap().incoming(JSON.stringify({ operation: 'insert_value', sender: 'x', version: 4, changes: [{ from: 0, to: 0, insert: '<0.0.9>' }], doc_length: 7 }));
+    expect(peer.gaps).toBe(1);
+    expect(peer.receivedCount(0, 9)).toBe(0);
   });
 });
 
@@ -131,7 +135,7 @@ describe('runStress', () => {
     expect(report.verdict).toMatchObject({ ok: true, converged: true, isolated: true });
     expect(report.faults).toMatchObject([{ kind: 'throw', index: 2, injected: true }]);
     for (const cs of report.codespaces) {
-      expect(cs).toMatchObject({ converged: true, lost: 0, duplicated: 0, crossTalk: 0, unacked: 0 });
+      expect(cs).toMatchObject({ converged: true, lost: 0, duplicated: 0, crossTalk: 0, gaps: 0, unacked: 0 });
       expect(cs.sent).toBeGreaterThan(0);
       expect(cs.acked).toBe(cs.sent);
       expect(cs.delivered).toBe(cs.expectedDeliveries);

@@ -27,8 +27,14 @@ export class ClientLedger {
   /** `received[author][seq]`: how many times this client got that token in an insert_value. */
   readonly received: number[][] = [];
   readonly versions = new Set<number>();
+  /** The version this client's current connection has reached, as the SDK counts it. */
+  #lastVersion = 0;
+  /** `?version=` of the connection being opened: a resumed `connected` continues from it. */
+  #resumeFrom = 0;
   readonly #refTokens = new Map<string, number[]>();
   duplicated = 0;
+  /** insert_value frames that skipped versions (the SDK drops them and resumes). */
+  gaps = 0;
   crossTalk = 0;
   resyncs = 0;
   selectionsSent = 0;
@@ -60,6 +66,9 @@ export class ClientLedger {
   /** The tap this client's sockets report to. */
   tap(): FrameTap {
     return {
+      opening: (url) => {
+        this.#resumeFrom = Number(new URL(url).searchParams.get('version') ?? 0);
+      },
       incoming: (data) => this.#incoming(data),
       outgoing: (data) => this.#outgoing(data),
       sdkThrew: (error) => this.errors.push(`sdk_exception: ${error instanceof Error ? error.message : String(error)}`),
@@ -78,6 +87,7 @@ export class ClientLedger {
       case 'insert_value':
         return this.#insertValue(message);
       case 'ack':
+        this.#lastVersion = Math.max(this.#lastVersion, Number(message.version) || 0);
         return this.#acked(message.ref);
       case 'create_selection':
         this.selectionsReceived++;
@@ -107,16 +117,21 @@ export class ClientLedger {
 
   #insertValue(message: Record<string, any>): void {
     const now = performance.now();
+    const tokens = (message.changes ?? []).flatMap((change: { insert?: unknown }) => tokensIn(String(change.insert)));
+    const owner = this.codespace.run.ownerOf(message.sender);
+    if ((owner !== undefined && owner !== this.codespace.index) || tokens.some((token: { codespace: number }) => token.codespace !== this.codespace.index)) {
+      this.crossTalk++;
+      return;
+    }
+    if (message.version > this.#lastVersion + 1) {
+      // The SDK ignores it and resumes, which brings it again: a gap, not a duplicate.
+      this.gaps++;
+      return;
+    }
+    this.#lastVersion = Math.max(this.#lastVersion, message.version);
     if (this.versions.has(message.version)) this.duplicated++;
     this.versions.add(message.version);
-    let foreign = this.codespace.run.ownerOf(message.sender) !== undefined && this.codespace.run.ownerOf(message.sender) !== this.codespace.index;
-    for (const change of message.changes ?? []) {
-      for (const token of tokensIn(String(change.insert))) {
-        if (token.codespace !== this.codespace.index) foreign = true;
-        else if (token.client !== this.index) this.#receipt(token.client, token.seq, now);
-      }
-    }
-    if (foreign) this.crossTalk++;
+    for (const token of tokens) if (token.client !== this.index) this.#receipt(token.client, token.seq, now);
     // Our own change among the missed ones after a reconnect: committed, as good as an ack.
     if (typeof message.ref === 'string') this.#acked(message.ref);
   }
@@ -138,6 +153,7 @@ export class ClientLedger {
   }
 
   #joined(resync: boolean, data: Record<string, any>): void {
+    this.#lastVersion = data.resumed === true ? this.#resumeFrom : Number(data.version) || 0;
     if (resync) {
       this.resyncs++;
       this.codespace.run.resyncs++;

@@ -1,6 +1,6 @@
 /**
- * Live progress: one line redrawn in place on a terminal, a plain line every few seconds when
- * the output is a file or a pipe (CI logs stay readable).
+ * Live progress: one line redrawn in place on a terminal; when the output is a file or a pipe, a
+ * plain line every few seconds and at each change of phase (CI logs stay readable).
  */
 export interface ProgressSnapshot {
   phase: 'opening' | 'editing' | 'settling' | 'checking';
@@ -44,6 +44,7 @@ export function progressText(snapshot: ProgressSnapshot, withBar: boolean): stri
 /** Writes to `stream` (stderr by default, so the table on stdout can be piped on its own). */
 export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): ProgressSink {
   let lastPlainAt = -Infinity;
+  let lastPhase = '';
   let drawn = false;
   return {
     update(snapshot) {
@@ -51,8 +52,9 @@ export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): P
         const columns = stream.columns || 120;
         stream.write(`\r\x1b[2K${progressText(snapshot, columns >= 100).slice(0, columns - 1)}`);
         drawn = true;
-      } else if (snapshot.elapsedMs - lastPlainAt >= PLAIN_EVERY_MS) {
+      } else if (snapshot.phase !== lastPhase || snapshot.elapsedMs - lastPlainAt >= PLAIN_EVERY_MS) {
         lastPlainAt = snapshot.elapsedMs;
+        lastPhase = snapshot.phase;
         stream.write(`${progressText(snapshot, false)}\n`);
       }
     },

@@ -42,6 +42,8 @@ export interface CodespaceReport {
   lost: number;
   duplicated: number;
   crossTalk: number;
+  /** insert_value frames that skipped a version (PROTOCOL.md §3: none); the SDK heals them by resuming. */
+  gaps: number;
   latency: LatencySummary;
   latencyBeforeFault: LatencySummary | null;
   latencyAfterFault: LatencySummary | null;
@@ -167,6 +169,7 @@ function codespaceReport(input: ReportInput, ledger: CodespaceLedger, end: EndSt
     lost,
     duplicated: sum((client) => client.duplicated) + duplicatedInText,
     crossTalk: sum((client) => client.crossTalk),
+    gaps: sum((client) => client.gaps),
     latency: rounded(summarize(ledger.latencies)),
     latencyBeforeFault: faultAtMs === null ? null : window(0, faultAtMs),
     latencyAfterFault: faultAtMs === null ? null : window(faultAtMs, Infinity),
@@ -190,6 +193,7 @@ function convergenceFailures(codespaces: CodespaceReport[]): string[] {
     if (cs.lost > 0) failures.push(`codespace ${cs.index}: ${cs.lost} acked edit(s) lost`);
     if (cs.duplicated > 0) failures.push(`codespace ${cs.index}: ${cs.duplicated} change(s) duplicated`);
     if (cs.crossTalk > 0) failures.push(`codespace ${cs.index}: ${cs.crossTalk} message(s) from another codespace`);
+    if (cs.gaps > 0) failures.push(`codespace ${cs.index}: ${cs.gaps} insert_value(s) skipped a version`);
     if (cs.errors.sdk_exception || cs.errors.undecodable_frame) failures.push(`codespace ${cs.index}: the SDK threw on a frame`);
   }
   return failures;
@@ -266,6 +270,7 @@ function totalsOf(ledgers: CodespaceLedger[], codespaces: CodespaceReport[]): St
     lost: sum((cs) => cs.lost),
     duplicated: sum((cs) => cs.duplicated),
     crossTalk: sum((cs) => cs.crossTalk),
+    gaps: sum((cs) => cs.gaps),
     latency: rounded(summarize(ledgers.flatMap((ledger) => ledger.latencies))),
     resyncs: sum((cs) => cs.resyncs),
     reconnects: sum((cs) => cs.reconnects),

@@ -92,9 +92,9 @@ function chart(report: StressReport, codespaces: CodespaceReport[], small: boole
 }
 
 function table(report: StressReport): string {
-  const head = ['cs', 'token', 'role', 'sent', 'acked', 'delivered', 'lost', 'dup', 'cross-talk', 'p50', 'p99', 'max', 'p99 before fault', 'p99 after fault', 'resyncs', 'reconnects', 'converged'];
+  const head = ['cs', 'token', 'role', 'sent', 'acked', 'delivered', 'lost', 'dup', 'cross-talk', 'gaps', 'p50', 'p99', 'max', 'p99 before fault', 'p99 after fault', 'resyncs', 'reconnects', 'converged'];
   const rows = report.codespaces.map((cs) => [
-    cs.index, cs.token, cs.role, cs.sent, cs.acked, `${cs.delivered}/${cs.expectedDeliveries}`, cs.lost, cs.duplicated, cs.crossTalk,
+    cs.index, cs.token, cs.role, cs.sent, cs.acked, `${cs.delivered}/${cs.expectedDeliveries}`, cs.lost, cs.duplicated, cs.crossTalk, cs.gaps,
     cs.latency.p50 ?? '-', cs.latency.p99 ?? '-', cs.latency.max ?? '-', cs.latencyBeforeFault?.p99 ?? '-', cs.latencyAfterFault?.p99 ?? '-',
     cs.resyncs, cs.reconnects, cs.converged ? 'yes' : `no: ${cs.notes.join('; ')}`,
   ]);

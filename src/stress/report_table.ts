@@ -60,7 +60,8 @@ export function verdictText(report: StressReport): string {
   const v = report.verdict;
   const lines = [`convergence: ${v.converged ? 'ok' : 'FAILED'}  (every codespace synced, identical texts, a fresh join reads the same; nothing lost, duplicated or crossed over)`];
   if (v.isolated !== null) {
-    const bound = v.boundMs === null ? 'no latency samples before the fault' : `bystanders' p99 after the fault at most ${v.boundMs} ms (p99 before it ${v.baselineP99Ms} ms)`;
+    const bystanders = report.codespaces.filter((cs) => cs.role === 'bystander').length;
+    const bound = bystanders === 0 ? 'no bystander codespaces to compare' : v.boundMs === null ? 'no bystander latency samples before the fault' : `bystanders' p99 after the fault at most ${v.boundMs} ms (p99 before it ${v.baselineP99Ms} ms)`;
     lines.push(`isolation: ${v.isolated ? 'ok' : 'FAILED'}  (${bound})`);
   }
   for (const failure of v.failures.slice(0, 20)) lines.push(`  - ${failure}`);

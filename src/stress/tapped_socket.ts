@@ -8,6 +8,8 @@ import { WebSocket } from 'ws';
 import type { WebSocketConstructor, WebSocketLike } from '../client/client.ts';
 
 export interface FrameTap {
+  /** A new socket of the client, to this URL (a resume carries `?version=`). */
+  opening(url: string): void;
   incoming(data: string | ArrayBuffer): void;
   outgoing(data: string | Uint8Array): void;
   /** The SDK threw while handling a frame: recorded, so that one bad frame cannot end the run. */
@@ -25,6 +27,7 @@ class TappedSocket implements WebSocketLike {
 
   constructor(url: string, protocols: string | string[] | undefined, tap: FrameTap) {
     this.#tap = tap;
+    tap.opening(url);
     this.#socket = new WebSocket(url, protocols, { perMessageDeflate: false });
     this.#socket.binaryType = 'arraybuffer';
     this.#socket.onopen = (event) => this.onopen?.(event);

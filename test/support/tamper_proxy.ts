@@ -69,19 +69,19 @@ export async function startTamperProxy(target: string): Promise<TamperProxy> {
     legs.push(leg);
     const upstream = new WebSocket(`${target}${request.url}`, downstream.protocol ? [downstream.protocol] : [], { perMessageDeflate: false });
     const waiting: { data: RawData; isBinary: boolean }[] = [];
-    upstream.on('open', () => {
+    upstream.on('open', function upstreamOnOpen() {
       for (const frame of waiting.splice(0)) upstream.send(frame.data, { binary: frame.isBinary });
     });
-    upstream.on('message', (data, isBinary) => {
+    upstream.on('message', function upstreamOnMessage(data, isBinary) {
       if (downstream.readyState === WebSocket.OPEN) forward(leg, data, isBinary);
     });
     upstream.on('close', (code, reason) => downstream.close(sendableCode(code), reason));
     upstream.on('error', () => downstream.terminate());
-    downstream.on('message', (data, isBinary) => {
+    downstream.on('message', function downstreamOnMessage(data, isBinary) {
       if (upstream.readyState === WebSocket.OPEN) upstream.send(data, { binary: isBinary });
       else waiting.push({ data, isBinary });
     });
-    downstream.on('close', (code, reason) => {
+    downstream.on('close', function downstreamOnClose(code, reason) {
       const index = legs.indexOf(leg);
       if (index >= 0) legs.splice(index, 1);
       if (upstream.readyState === WebSocket.CONNECTING) upstream.terminate();

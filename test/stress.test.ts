@@ -179,6 +179,14 @@ describe('runStress', () => {
     expect(report.verdict.failures.some((failure) => failure.startsWith('codespace 1:') && failure.includes('another codespace'))).toBe(true);
     expect(report.verdict.failures.some((failure) => failure.startsWith('codespace 2:') && failure.includes('lost'))).toBe(true);
   }, 30_000);
+
+  it('fails isolation when the server refuses the fault (FAULT_INJECTION off)', async () => {
+    server = await startTestServer({ faultInjection: false });
+    const report = await runStress(optionsFor(server.url, { channels: 1, clients: 2, rate: 10, durationMs: 600, faults: [{ kind: 'throw', index: 0, atMs: 100 }] }));
+    expect(report.faults).toMatchObject([{ injected: false }]);
+    expect(report.verdict).toMatchObject({ ok: false, converged: true, isolated: false });
+    expect(report.verdict.failures.join('\n')).toContain('FAULT_INJECTION=1');
+  });
 });
 
 describe('codespace-stress CLI', () => {

@@ -81,8 +81,9 @@ usage: codespace-stress [options]        (make stress ARGS="...", npx codespace-
   --json PATH           write the report as JSON
   --html PATH           write a self-contained HTML report with latency charts
   --settle-timeout D    wait this long after the editing for clients to sync (default 15s)
-  --latency-factor X    isolation: bystander p99 after the fault may be X times the p99
-  --latency-slack D       before it, or that plus the slack, whichever is more (default 2, 50ms)
+  --latency-factor X    isolation bound: the p99 of a bystander after the first fault may be
+  --latency-slack D     max(X × the bystanders' p99 before it, that p99 + D); default 2 and
+                        50ms (a bare number D is milliseconds)
   --quiet               no live progress line
   --help                this text
 

@@ -68,6 +68,8 @@ export interface Verdict {
   baselineP99Ms: number | null;
   boundMs: number | null;
   failures: string[];
+  /** Not failures: reasons to doubt the numbers (the tool itself lagging). */
+  warnings: string[];
 }
 
 export interface StressReport {
@@ -237,6 +239,7 @@ export function buildReport(input: ReportInput): StressReport {
     boundMs = isolation.bound;
   }
   const { faults: _faults, ...options } = input.options;
+  const toolLag = toolLagOf(input.run, bucketMs);
   return {
     tool: 'codespace-stress',
     startedAt: input.startedAt.toISOString(),
@@ -246,9 +249,9 @@ export function buildReport(input: ReportInput): StressReport {
     bucketMs,
     faults: input.faults,
     codespaces,
-    toolLag: toolLagOf(input.run, bucketMs),
+    toolLag,
     totals: totalsOf(input.run.codespaces, codespaces),
-    verdict: { ok: converged && isolated !== false, converged, isolated, baselineP99Ms, boundMs, failures },
+    verdict: { ok: converged && isolated !== false, converged, isolated, baselineP99Ms, boundMs, failures, warnings: lagWarnings(toolLag, boundMs) },
   };
 }
 
@@ -256,6 +259,13 @@ function toolLagOf(run: RunLedger, bucketMs: number): StressReport['toolLag'] {
   const summary = rounded(summarize(run.lags));
   const series = bucketMax(run.lagTimes, run.lags, bucketMs).map((point) => ({ t: point.t, max: roundMs(point.max)! }));
   return { p99: summary.p99, max: summary.max, series };
+}
+
+/** A tool that stalls for half the bound can fail a healthy server on its own. */
+function lagWarnings(toolLag: StressReport['toolLag'], boundMs: number | null): string[] {
+  const limit = (boundMs ?? 100) / 2;
+  if (toolLag.max === null || toolLag.max < limit) return [];
+  return [`the tool's own event loop lagged up to ${toolLag.max} ms (p99 ${toolLag.p99} ms): part of every latency is the tool's; run fewer clients or a lower --rate per tool process`];
 }
 
 function totalsOf(ledgers: CodespaceLedger[], codespaces: CodespaceReport[]): StressReport['totals'] {

@@ -66,6 +66,7 @@ export function verdictText(report: StressReport): string {
   }
   for (const failure of v.failures.slice(0, 20)) lines.push(`  - ${failure}`);
   if (v.failures.length > 20) lines.push(`  - ... and ${v.failures.length - 20} more`);
+  for (const warning of v.warnings) lines.push(`warning: ${warning}`);
   lines.push(`verdict: ${v.ok ? 'PASS' : 'FAIL'}`);
   return lines.join('\n');
 }

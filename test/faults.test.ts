@@ -3,11 +3,13 @@
  * editing, one channel throws, hangs or runs out of memory. Codespaces elsewhere notice nothing;
  * the faulted one (and, for hang and oom, its worker-mates) resyncs and loses no edit.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FaultKind } from '../src/protocol/messages.ts';
 import { openTracked, sawEveryVersionOnce, settle, storm, totalAcks, type Tracked } from './support/sdk_storm.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { TestClient, waitFor } from './support/ws_client.ts';
+import { startInstance } from './support/instances.ts';
 
 const CODESPACES = 20;
 
@@ -19,6 +21,22 @@ afterEach(async () => {
   await server?.close();
   server = null;
 });
+
+/** Commands of `pid`'s children that exited and were never reaped (state Z in /proc). */
+function zombieChildren(parentPid: number): string[] {
+  const zombies: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const end = stat.lastIndexOf(')');
+      const [state, parent] = stat.slice(end + 2).split(' ');
+      if (state === 'Z' && Number(parent) === parentPid) zombies.push(stat.slice(stat.indexOf('(') + 1, end));
+    } catch {
+      // gone while we looked
+    }
+  }
+  return zombies;
+}
 
 function faultServer(overrides: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
   return startTestServer({
@@ -92,6 +110,25 @@ describe('a faulted channel', () => {
       faulter.client.close();
     }, 60_000);
   }
+
+  it('replacing a hung worker leaves no unreaped process behind (make run, in its own process)', async () => {
+    // tsx registered in each worker started an esbuild service that became a zombie when the
+    // worker was terminated; workers now load a bundle made once by the main thread.
+    const instance = await startInstance({ WORKERS: '2', FAULT_INJECTION: '1', HEARTBEAT_INTERVAL_MS: '100', HEARTBEAT_TIMEOUT_MS: '800' });
+    try {
+      for (let round = 0; round < 2; round++) {
+        const { client } = await TestClient.join(`${instance.url}/codespace/tmp-zombie-${round}/`);
+        client.send({ operation: '__fault', kind: 'hang' });
+        await waitFor(() => instance.logs.filter((line) => line.event === 'worker_replaced').length > round, 15_000, 'worker replaced');
+        client.close();
+      }
+      const { client } = await TestClient.join(`${instance.url}/codespace/tmp-zombie-after/`);
+      client.close();
+      expect(zombieChildren(instance.process.pid!)).toEqual([]);
+    } finally {
+      await instance.kill();
+    }
+  }, 40_000);
 
   it('with FAULT_INJECTION off, __fault is an unknown operation', async () => {
     server = await startTestServer({ faultInjection: false });

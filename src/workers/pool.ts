@@ -7,8 +7,8 @@ import { Piscina } from 'piscina';
 type LoadBalancer = NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer'] & {};
 import type { SpawnTask } from '../actors/envelopes.ts';
 import type { ChannelEnd } from '../actors/supervisor.ts';
+import { channelHostEntry } from './worker_bundle.ts';
 
-const ENTRY = new URL('./channel_host_entry.mjs', import.meta.url).href;
 
 /**
  * Spreads channels by how many each worker already hosts. (piscina's default balancer takes the
@@ -34,7 +34,7 @@ export class ChannelPool {
    */
   constructor(workers: number, maxOldMb = 0, log: (event: string, fields: Record<string, unknown>) => void = () => {}) {
     this.#pool = new Piscina({
-      filename: ENTRY,
+      filename: channelHostEntry(log),
       minThreads: workers,
       maxThreads: workers,
       // Without this the worker sleeps in Atomics.wait between tasks and never hears its ports.

@@ -1,0 +1,57 @@
+/**
+ * Which file a pool worker loads. Bun and Deno load the TypeScript host as it is. Node 20 cannot,
+ * and registering tsx in every worker starts one esbuild service process per worker that nobody
+ * reaps once the worker is terminated: each hung worker replaced left a zombie behind (seen in
+ * the stress tool's hang runs). So on Node the main thread bundles the host once, with esbuild,
+ * into plain JavaScript under node_modules/.cache (packages stay imports, resolved from there),
+ * and every worker loads that file; tsx in the workers is only the fallback.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const HOST_SOURCE = new URL('./channel_host.ts', import.meta.url);
+const TSX_ENTRY = new URL('./channel_host_entry.mjs', import.meta.url).href;
+const CACHE_DIR = new URL('../../node_modules/.cache/codespace/', import.meta.url);
+
+interface EsbuildApi {
+  buildSync(options: Record<string, unknown>): { outputFiles?: { text: string }[] };
+}
+
+let cached: string | null = null;
+
+/** The URL a worker is started from; `log` hears why the bundle could not be made. */
+export function channelHostEntry(log: (event: string, fields: Record<string, unknown>) => void = () => {}): string {
+  const runtimes = globalThis as { Bun?: unknown; Deno?: unknown };
+  if (runtimes.Bun || runtimes.Deno) return HOST_SOURCE.href;
+  if (cached) return cached;
+  try {
+    const esbuild = createRequire(import.meta.url)('esbuild') as EsbuildApi;
+    const result = esbuild.buildSync({
+      entryPoints: [fileURLToPath(HOST_SOURCE)],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      packages: 'external',
+      write: false,
+      logLevel: 'silent',
+    });
+    const code = result.outputFiles![0].text;
+    // Named by content: processes starting at once agree on the file, and an old one never
+    // serves new code.
+    const file = new URL(`channel_host-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`, CACHE_DIR);
+    if (!existsSync(file)) {
+      mkdirSync(CACHE_DIR, { recursive: true });
+      const partial = new URL(`${file.pathname.split('/').pop()}.${process.pid}.tmp`, CACHE_DIR);
+      writeFileSync(partial, code);
+      renameSync(partial, file);
+    }
+    cached = pathToFileURL(fileURLToPath(file)).href;
+  } catch (error) {
+    log('worker_bundle_failed', { error: String(error), fallback: 'tsx in each worker' });
+    cached = TSX_ENTRY;
+  }
+  return cached;
+}

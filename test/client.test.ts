@@ -1,5 +1,6 @@
 /** The client SDK against a real server: convergence through disconnects, resume and resync. */
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCode } from '../src/protocol/close_codes.ts';
 import { editLocal, openTracked, sawEveryVersionOnce, settle, storm, totalAcks, type Tracked } from './support/sdk_storm.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
@@ -123,5 +124,75 @@ describe('CodespaceClient', () => {
     const { client: fresh, connected } = await TestClient.join(server.urlFor('tmp-sdk-refused'));
     expect(connected.data.code).toBe('>abc');
     fresh.close();
+  });
+});
+
+/** A scripted server on a free port: `onConnection` gets each socket and the URL it asked for. */
+async function fakeServer(onConnection: (socket: WebSocket, url: string) => void): Promise<{ url: string; close(): Promise<void> }> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((resolve) => wss.once('listening', resolve));
+  wss.on('connection', (socket, request) => onConnection(socket, request.url ?? ''));
+  const { port } = wss.address() as { port: number };
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => {
+      for (const client of wss.clients) client.terminate();
+      wss.close(() => resolve());
+    }),
+  };
+}
+
+const welcome = (version: number, code?: string) => JSON.stringify({
+  operation: 'connected',
+  data: code === undefined ? { id: 'me', mode: 'edit', codespace: 'tmp-fake', version, peers: [], resumed: true } : { id: 'me', mode: 'edit', codespace: 'tmp-fake', version, code, peers: [] },
+});
+
+describe('CodespaceClient against a server that misbehaves', () => {
+  let fake: Awaited<ReturnType<typeof fakeServer>> | null = null;
+  afterEach(async () => {
+    await fake?.close();
+    fake = null;
+  });
+
+  it('resumes when an ack skips versions it never saw, and takes its own change from the missed ones', async () => {
+    const urls: string[] = [];
+    fake = await fakeServer((socket, url) => {
+      urls.push(url);
+      if (!url.includes('version=')) {
+        socket.send(welcome(0, 'abc'));
+        // Acks the edit as version 2: version 1 never reached this client.
+        socket.on('message', (data) => socket.send(JSON.stringify({ operation: 'ack', version: 2, ref: JSON.parse(String(data)).ref })));
+        return;
+      }
+      socket.send(welcome(2));
+      socket.once('message', (data) => {
+        const ref = JSON.parse(String(data)).ref;
+        socket.send(JSON.stringify({ operation: 'insert_value', sender: 'other', version: 1, changes: [{ from: 0, to: 0, insert: '>' }], doc_length: 3 }));
+        socket.send(JSON.stringify({ operation: 'insert_value', sender: 'me-before', version: 2, changes: [{ from: 4, to: 4, insert: '!' }], doc_length: 4, ref }));
+      });
+    });
+    const tracked = await openTracked(fake.url, 'tmp-fake');
+    clients.push(tracked);
+    editLocal(tracked, [{ from: 3, to: 3, insert: '!' }]);
+    await waitFor(() => tracked.client.synced, 5000, 'the edit acked after the resume');
+    expect(urls[1]).toContain('?version=0');
+    expect(tracked.client.version).toBe(2);
+    expect(tracked.client.text).toBe('>abc!');
+    expect(tracked.mirror).toBe('>abc!');
+  });
+
+  it('reports a change that does not fit the document, and reconnects instead of throwing', async () => {
+    let connections = 0;
+    fake = await fakeServer((socket) => {
+      connections++;
+      socket.send(welcome(0, 'abc'));
+      if (connections === 1) socket.send(JSON.stringify({ operation: 'insert_value', sender: 'x', version: 1, changes: [{ from: 5, to: 9, insert: '' }], doc_length: 3 }));
+    });
+    const tracked = await openTracked(fake.url, 'tmp-fake');
+    clients.push(tracked);
+    await waitFor(() => connections === 2 && tracked.client.state === 'open', 5000, 'reconnected');
+    expect(tracked.errors).toContain('bad_message');
+    expect(tracked.client.text).toBe('abc');
+    expect(tracked.client.version).toBe(0);
   });
 });

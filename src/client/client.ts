@@ -70,7 +70,7 @@ export interface ClientEvents {
   ack: { version: number; ref: string | undefined };
   selection: Record<string, unknown>;
   presence: { kind: 'joined' | 'left'; peer: PeerInfo };
-  error: { code: ErrorCode | 'closed' | 'local_edits_lost'; message: string; ref?: string };
+  error: { code: ErrorCode | 'closed' | 'local_edits_lost' | 'bad_message'; message: string; ref?: string };
   closed: { code: number; reason: string };
   /**
    * `text` changed by something other than a local edit or a remote change: a refused edit taken
@@ -232,10 +232,23 @@ export class CodespaceClient {
     this.#open();
   }
 
+  /**
+   * A frame the SDK cannot use (undecodable, or a change that does not fit the document) must not
+   * throw out of the socket's handler: it is reported, and the connection starts over (with
+   * backoff), resuming from the last version that was applied; nothing local is lost.
+   */
   #receive(data: unknown): void {
-    const frame = typeof data === 'string' ? data : new Uint8Array(data as ArrayBuffer);
-    const message = decodeServerFrame(frame, this.#options.codec) as Record<string, any>;
-    switch (message.operation) {
+    try {
+      const frame = typeof data === 'string' ? data : new Uint8Array(data as ArrayBuffer);
+      this.#handle(decodeServerFrame(frame, this.#options.codec) as Record<string, any>);
+    } catch (error) {
+      this.#emit('error', { code: 'bad_message', message: `unusable message from the server: ${error instanceof Error ? error.message : String(error)}` });
+      this.#socket?.close(4400, 'unusable message');
+    }
+  }
+
+  #handle(message: Record<string, any>): void {
+    switch (message?.operation) {
       case 'connected':
         return this.#connected(message.data as ConnectedData, false);
       case 'resync':
@@ -298,7 +311,9 @@ export class CodespaceClient {
   #ack(version: number, ref: string | undefined): void {
     const doc = this.#doc;
     // A second ack for a change already seen (resent after a reconnect) carries nothing new.
-    if (!doc?.inFlight || doc.inFlight.request.ref !== ref || version !== doc.version + 1) return;
+    if (!doc?.inFlight || doc.inFlight.request.ref !== ref || version <= doc.version) return;
+    // Versions before ours never reached us: resume fills the gap, our change among them.
+    if (version !== doc.version + 1) return this.#reopen();
     doc.receiveAck(version, ref);
     this.#emit('ack', { version, ref });
     this.#flush();

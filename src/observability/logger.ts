@@ -27,6 +27,7 @@ const WARN_EVENTS = new Set([
   'worker_error',
   'shutdown_timeout',
   'instance_died',
+  'accept_paused',
 ]);
 const DEBUG_EVENTS = new Set(['peer_dead', 'join_refused']);
 

@@ -13,6 +13,17 @@ import { Session } from './session.ts';
 
 const CODESPACE_PATH = /^\/codespace\/([^/]+)\/?$/;
 
+/**
+ * How long to stop listening when accept fails (EMFILE, ENFILE). libuv keeps a spare descriptor
+ * to accept and at once close a connection it has no descriptor for, so a full table normally
+ * never reaches us (clients see a reset; measured in test/descriptors.test.ts). When the spare is
+ * gone too (another thread took its slot), accept fails up to the server's 'error' event, and
+ * libuv retries at once, in the same loop, for as long as the table stays full: a crash without a
+ * listener, a spin with one. Closing the listening socket ends that loop; new clients are refused
+ * for a moment and retry; open connections carry on.
+ */
+const ACCEPT_PAUSE_MS = 500;
+
 export interface UpgradeTarget {
   token: string;
   resume: number | undefined;
@@ -52,6 +63,9 @@ export class Acceptor {
   #sweepTimer: ReturnType<typeof setInterval> | null = null;
   #lastPingSweep = Date.now();
   #draining = false;
+  /** The port listened on (the one chosen, for PORT=0), to listen again after a pause. */
+  #port = 0;
+  #relistenTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(hub: Hub) {
     this.#hub = hub;
@@ -84,9 +98,11 @@ export class Acceptor {
         resolve();
       });
     });
+    this.#http.on('error', this.#httpOnError);
     this.#startSweeps();
     const address = this.#http.address();
-    return { host, port: typeof address === 'object' && address ? address.port : port };
+    this.#port = typeof address === 'object' && address ? address.port : port;
+    return { host, port: this.#port };
   }
 
   /** Stops at once: every connection closed with 1001, then the hub (channels flush). */
@@ -103,6 +119,7 @@ export class Acceptor {
     if (this.#draining) return;
     this.#draining = true;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    if (this.#relistenTimer) clearTimeout(this.#relistenTimer);
     const listening = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     const sessions = [...this.#sessions];
     const batches = Math.min(20, Math.max(1, Math.ceil(sessions.length / 100)));
@@ -144,6 +161,19 @@ export class Acceptor {
       session.isAlive = false;
       session.socket.ping();
     }
+  };
+
+  /** After listen: accept failed (see ACCEPT_PAUSE_MS), or listening again after a pause did. */
+  readonly #httpOnError = (error: NodeJS.ErrnoException): void => {
+    this.#hub.log('accept_paused', { code: error.code, syscall: error.syscall, pauseMs: ACCEPT_PAUSE_MS, connections: this.#sessions.size });
+    if (this.#http.listening) this.#http.close();
+    if (this.#draining || this.#relistenTimer) return;
+    this.#relistenTimer = setTimeout(this.#relistenOnTimer, ACCEPT_PAUSE_MS);
+  };
+
+  readonly #relistenOnTimer = (): void => {
+    this.#relistenTimer = null;
+    if (!this.#draining) this.#http.listen(this.#port, this.#hub.config.host);
   };
 
   readonly #httpOnRequest = (request: IncomingMessage, response: ServerResponse): void => {

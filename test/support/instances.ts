@@ -18,10 +18,19 @@ export interface Instance {
   stop(): Promise<number | null>;
 }
 
-export async function startInstance(env: Record<string, string>): Promise<Instance> {
+export interface InstanceOptions {
+  /** `ulimit -n` for the instance (soft and hard), e.g. to exhaust its file descriptors. */
+  maxOpenFiles?: number;
+}
+
+export async function startInstance(env: Record<string, string>, options: InstanceOptions = {}): Promise<Instance> {
   // Under Bun (the suite runs there too) the instances run on Bun, which loads .ts by itself.
   const args = (globalThis as { Bun?: unknown }).Bun ? ['src/main.ts'] : ['--import', 'tsx', 'src/main.ts'];
-  const child = spawn(process.execPath, args, {
+  // `exec` keeps the shell's pid: `instance.process.pid` is the server's own (for /proc/<pid>/fd).
+  const [command, ...rest] = options.maxOpenFiles === undefined
+    ? [process.execPath, ...args]
+    : ['sh', '-c', `ulimit -n ${options.maxOpenFiles} && exec "$0" "$@"`, process.execPath, ...args];
+  const child = spawn(command, rest, {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', WORKERS: '1', CHANNEL_GRACE_MS: '200', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

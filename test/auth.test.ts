@@ -59,6 +59,14 @@ async function closeCodeOf(promise: Promise<unknown>): Promise<number> {
   throw new Error('resolved, expected a refusal');
 }
 
+async function waitUntil(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 function jwt(claims: Record<string, unknown>, secret = SECRET, expiresIn: string | number = '1h'): Promise<string> {
   return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret));
 }
@@ -134,6 +142,27 @@ describe('TokenResolver', () => {
       const grants = await Promise.all(Array.from({ length: 20 }, () => auth.resolve('viewer')));
       expect(new Set(grants.map((g) => g.mode))).toEqual(new Set(['view_only']));
       expect(requests).toHaveLength(1);
+    });
+
+    it('abandons a lookup once every join waiting for it has gone, and not before', async () => {
+      const auth = resolver({ authTimeoutMs: 10_000 });
+      const closedRequests = (): number => hanging.filter((response) => response.req.destroyed || response.req.socket.destroyed).length;
+      const before = hanging.length;
+      const first = new AbortController();
+      const second = new AbortController();
+      const codes = [auth.resolve('hang', { leftSignal: first.signal }), auth.resolve('hang', { leftSignal: second.signal })].map(closeCodeOf);
+      await waitUntil(() => hanging.length === before + 1);
+      const alreadyClosed = closedRequests();
+      first.abort();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // One join still waits: the request goes on.
+      expect(closedRequests()).toBe(alreadyClosed);
+      second.abort();
+      await waitUntil(() => closedRequests() === alreadyClosed + 1);
+      expect(await Promise.all(codes)).toEqual([1013, 1013]);
+      // A join that comes after the abandonment gets a lookup of its own.
+      const later = auth.resolve('editor', { leftSignal: new AbortController().signal });
+      expect(await later).toEqual({ codespace: 'cs-1', mode: 'edit' });
     });
 
     it('refuses a token no method can resolve', async () => {

@@ -22,6 +22,18 @@ export interface AuthOptions {
 
 type Answer = { grant: Grant } | { refusal: CloseCodeEntry; why: string };
 
+/** Who waits for a token's answer; read only when an HTTP lookup is needed. */
+export interface Asker {
+  readonly leftSignal: AbortSignal;
+}
+
+/** One HTTP lookup and the joins waiting for it; abandoned when the last of them has gone. */
+interface Lookup {
+  answer: Promise<Answer>;
+  waiters: number;
+  abandon: AbortController;
+}
+
 const TOKEN_PATTERN = /^[A-Za-z0-9_.:~-]{1,512}$/;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** Enough for every token in use at once on one instance; the oldest answer goes first. */
@@ -40,7 +52,7 @@ export class TokenResolver {
   readonly #now: () => number;
   readonly #secret: Uint8Array | null;
   readonly #cache = new Map<string, { answer: Answer; expires: number }>();
-  readonly #inFlight = new Map<string, Promise<Answer>>();
+  readonly #inFlight = new Map<string, Lookup>();
   readonly #aborter = new AbortController();
   #lookupsSent = 0;
 
@@ -54,9 +66,13 @@ export class TokenResolver {
     return this.#lookupsSent;
   }
 
-  /** A grant, or a ProtocolError carrying 4401, 4404 or 1013. */
-  async resolve(token: string): Promise<Grant> {
-    const answer = await this.#answer(token);
+  /**
+   * A grant, or a ProtocolError carrying 4401, 4404 or 1013. The asker's `leftSignal` aborts
+   * when it has gone: a lookup nobody waits for any more is cancelled, so clients that vanish
+   * mid-auth cannot pile up sockets to the API.
+   */
+  async resolve(token: string, asker?: Asker): Promise<Grant> {
+    const answer = await this.#answer(token, asker);
     if ('grant' in answer) return answer.grant;
     throw new ProtocolError(answer.refusal, answer.why);
   }
@@ -66,7 +82,7 @@ export class TokenResolver {
     this.#cache.clear();
   }
 
-  async #answer(token: string): Promise<Answer> {
+  async #answer(token: string, asker: Asker | undefined): Promise<Answer> {
     if (!TOKEN_PATTERN.test(token)) return refuse(CloseCode.tokenRefused, 'malformed token');
     if (token.startsWith('tmp-')) {
       if (!this.#options.allowTmp) return refuse(CloseCode.tokenRefused, 'tmp- codespaces are switched off');
@@ -75,7 +91,7 @@ export class TokenResolver {
     }
     if (this.#secret && JWT_SHAPE.test(token)) return this.#verifyJwt(token, this.#secret);
     if (!this.#options.apiBaseUrl) return refuse(CloseCode.tokenRefused, 'no way to resolve this token');
-    return this.#lookupCached(token);
+    return this.#lookupCached(token, asker);
   }
 
   async #verifyJwt(token: string, secret: Uint8Array): Promise<Answer> {
@@ -91,32 +107,52 @@ export class TokenResolver {
     }
   }
 
-  #lookupCached(token: string): Promise<Answer> {
+  #lookupCached(token: string, asker: Asker | undefined): Promise<Answer> {
     const cached = this.#cache.get(token);
     if (cached && cached.expires > this.#now()) return Promise.resolve(cached.answer);
     if (cached) this.#cache.delete(token);
-    const pending = this.#inFlight.get(token);
-    if (pending) return pending;
-    const lookup = this.#lookup(token).then((answer) => {
-      this.#inFlight.delete(token);
-      // An unavailable service is not an answer about the token: ask again next time.
-      if (('grant' in answer || answer.refusal !== CloseCode.authUnavailable) && this.#options.authCacheMs > 0) {
-        if (this.#cache.size >= MAX_CACHED_ANSWERS) this.#cache.delete(this.#cache.keys().next().value!);
-        this.#cache.set(token, { answer, expires: this.#now() + this.#options.authCacheMs });
-      }
-      return answer;
-    });
-    this.#inFlight.set(token, lookup);
-    return lookup;
+    let lookup = this.#inFlight.get(token);
+    if (!lookup) {
+      const abandon = new AbortController();
+      const started: Lookup = { waiters: 0, abandon, answer: Promise.resolve(refuse(CloseCode.authUnavailable, 'not started')) };
+      started.answer = this.#lookup(token, abandon.signal).then((answer) => {
+        if (this.#inFlight.get(token) === started) this.#inFlight.delete(token);
+        // An unavailable service is not an answer about the token: ask again next time.
+        if (('grant' in answer || answer.refusal !== CloseCode.authUnavailable) && this.#options.authCacheMs > 0) {
+          if (this.#cache.size >= MAX_CACHED_ANSWERS) this.#cache.delete(this.#cache.keys().next().value!);
+          this.#cache.set(token, { answer, expires: this.#now() + this.#options.authCacheMs });
+        }
+        return answer;
+      });
+      this.#inFlight.set(token, started);
+      lookup = started;
+    }
+    this.#wait(token, lookup, asker?.leftSignal);
+    return lookup.answer;
   }
 
-  async #lookup(token: string): Promise<Answer> {
+  /** Counts one more join waiting on `lookup`; when every one has gone, the request is aborted. */
+  #wait(token: string, lookup: Lookup, gone: AbortSignal | undefined): void {
+    lookup.waiters++;
+    if (!gone) return;
+    const leave = (): void => {
+      if (--lookup.waiters > 0) return;
+      // A join arriving from now on starts a lookup of its own, not this abandoned one.
+      if (this.#inFlight.get(token) === lookup) this.#inFlight.delete(token);
+      lookup.abandon.abort();
+    };
+    if (gone.aborted) return leave();
+    gone.addEventListener('abort', leave, { once: true });
+    void lookup.answer.then(() => gone.removeEventListener('abort', leave));
+  }
+
+  async #lookup(token: string, abandoned: AbortSignal): Promise<Answer> {
     const url = `${this.#options.apiBaseUrl}codespace/${encodeURIComponent(token)}/?fields=uuid,mode`;
     this.#lookupsSent++;
     let response: Response;
     let body: unknown;
     try {
-      const signal = AbortSignal.any([this.#aborter.signal, AbortSignal.timeout(this.#options.authTimeoutMs)]);
+      const signal = AbortSignal.any([this.#aborter.signal, abandoned, AbortSignal.timeout(this.#options.authTimeoutMs)]);
       response = await fetch(url, { signal, headers: { accept: 'application/json' } });
       if (response.status !== 200) {
         await response.body?.cancel();

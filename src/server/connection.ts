@@ -54,6 +54,8 @@ export class Connection implements Member {
   /** The channel has spoken to it (its `connected`): from then on it may be idle. */
   welcomed = false;
   #channel: ChannelRef | null = null;
+  /** Made only for joins that wait on a token lookup (most never need one). */
+  #left: AbortController | null = null;
   #early: unknown[] | null = [];
   #closed = false;
   readonly #transport: Transport;
@@ -73,6 +75,13 @@ export class Connection implements Member {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Aborts once this connection is gone: its token lookup need not go on for it. */
+  get leftSignal(): AbortSignal {
+    this.#left ??= new AbortController();
+    if (this.#closed) this.#left.abort();
+    return this.#left.signal;
   }
 
   get joined(): boolean {
@@ -150,6 +159,7 @@ export class Connection implements Member {
   detach(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#left?.abort();
     this.#observer?.detached();
     this.#early = null;
     if (this.#channel) this.#supervisor.leave(this, this.#channel);

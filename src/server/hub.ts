@@ -122,7 +122,7 @@ export class Hub {
    */
   async open(connection: Connection, token: string, resume: number | undefined): Promise<void> {
     try {
-      const grant = await this.resolver.resolve(token);
+      const grant = await this.resolver.resolve(token, connection);
       if (connection.closed) return;
       if (this.#closed) return connection.closeWith(CloseCode.shuttingDown);
       connection.join(grant.codespace, grant.mode, resume);

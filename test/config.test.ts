@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { defaultConfig, helpText, loadConfig, SETTINGS } from '../src/config.ts';
 
@@ -34,5 +35,14 @@ describe('Config', () => {
   it('lists every setting in --help', () => {
     const help = helpText();
     for (const spec of SETTINGS) expect(help).toContain(spec.env);
+  });
+
+  it('lists every setting in the README table and in .env.example', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const sample = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
+    for (const spec of SETTINGS) {
+      expect(readme, spec.env).toContain(`| \`${spec.env}\` |`);
+      expect(sample, spec.env).toMatch(new RegExp(`^#?${spec.env}=`, 'm'));
+    }
   });
 });

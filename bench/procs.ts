@@ -3,7 +3,7 @@
  * throwaway redis-server; and what /proc says about them (CPU of a process tree, RSS).
  */
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from './loadgen.ts';
 
@@ -124,6 +124,8 @@ export async function startServerProcess(name: string, kind: ServerKind, env: Re
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // BENCH_SERVER_LOG=<file>: the servers' log lines (stderr) appended there, for a closer look.
+  if (process.env.BENCH_SERVER_LOG) child.stderr?.on('data', (chunk: Buffer) => appendFileSync(process.env.BENCH_SERVER_LOG!, `[${name}] ${chunk}`));
   const pattern = kind === 'naive' ? /naive listening on (\d+)/ : /listening on ws:\/\/[^:]+:(\d+)\//;
   const match = await waitForLine(child, pattern, 30_000, name);
   return { name, pid: child.pid!, port: Number(match[1]), stop: () => stopTree(child) };

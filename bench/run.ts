@@ -5,7 +5,8 @@
  *
  *   --quick              fewer, shorter steps; memory backplane only; 2,000 idle connections
  *   --only=a,b           fanout, latency, idle, recovery (default: all)
- *   --servers=a,b        naive, memory, redis, redis-x2 (default: all that can run here)
+ *   --servers=a,b        naive, memory (the default: workers = cores), inproc (WORKERS=0: channels
+ *                        on the main thread), redis, redis-x2 (INSTANCES=2 on Redis); default: all
  *   --label=text         written into the results, e.g. the optimisation step being measured
  *   --baseline=DIR       also run "baseline": this server (memory backplane) from another checkout
  *                        in DIR, to measure what a change bought in the same session
@@ -24,16 +25,16 @@ const ONLY = new Set((flag('only') ?? 'fanout,latency,idle,recovery').split(',')
 const LABEL = flag('label') ?? '';
 const STEP_S = QUICK ? 2 : 3;
 const FACTOR = QUICK ? 1.7 : 1.5;
-const MAX_STEPS = QUICK ? 7 : 10;
+const MAX_STEPS = QUICK ? 6 : 8;
 const IDLE_CONNECTIONS = QUICK ? 2_000 : 10_000;
 const P99_BAR_MS = 50;
 const DELIVERED_BAR = 0.95;
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 
-type ServerName = 'naive' | 'baseline' | 'memory' | 'redis' | 'redis-x2';
+type ServerName = 'naive' | 'baseline' | 'memory' | 'inproc' | 'redis' | 'redis-x2';
 const BASELINE_ROOT = flag('baseline');
 const redisAvailable = hasRedisServer();
-const wanted = (flag('servers') ?? (QUICK ? 'naive,memory' : 'naive,memory,redis,redis-x2')).split(',') as ServerName[];
+const wanted = (flag('servers') ?? (QUICK ? 'naive,memory' : 'naive,memory,inproc,redis,redis-x2')).split(',') as ServerName[];
 if (BASELINE_ROOT && !wanted.includes('baseline')) wanted.splice(1, 0, 'baseline');
 const notes: string[] = [];
 const SERVERS = wanted.filter((name) => {
@@ -75,6 +76,7 @@ let redis: TestRedis | null = null;
 async function startNamed(name: ServerName, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
   if (name === 'naive') return startServerProcess(name, 'naive', extraEnv);
   if (name === 'baseline') return startServerProcess(name, 'codespace', extraEnv, BASELINE_ROOT);
+  if (name === 'inproc') return startServerProcess(name, 'codespace', { WORKERS: '0', ...extraEnv });
   const env: Record<string, string> = { ...extraEnv };
   if (name === 'redis' || name === 'redis-x2') {
     redis ??= await startRedis();
@@ -118,8 +120,13 @@ async function sweep(name: ServerName, shape: Shape, startRate: number): Promise
     let pass: StepResult | null = null;
     let fail: StepResult | null = null;
     for (let i = 0; i < MAX_STEPS; i++) {
-      const result = await measureStep(server, loadgen, rate, STEP_S);
+      let result = await measureStep(server, loadgen, rate, STEP_S);
       steps.push(result);
+      // Other work on the shared cores makes single failures: a rate fails only if it fails twice.
+      if (!result.pass) {
+        result = await measureStep(server, loadgen, rate, STEP_S);
+        steps.push(result);
+      }
       if (result.pass) {
         if (!pass || result.deliveredPerS > pass.deliveredPerS) pass = result;
         if (fail) break;
@@ -131,8 +138,13 @@ async function sweep(name: ServerName, shape: Shape, startRate: number): Promise
       }
     }
     if (pass && fail && fail.ratePerClient > pass.ratePerClient) {
-      const result = await measureStep(server, loadgen, Math.sqrt(pass.ratePerClient * fail.ratePerClient), STEP_S);
+      const between = Math.sqrt(pass.ratePerClient * fail.ratePerClient);
+      let result = await measureStep(server, loadgen, between, STEP_S);
       steps.push(result);
+      if (!result.pass) {
+        result = await measureStep(server, loadgen, between, STEP_S);
+        steps.push(result);
+      }
       if (result.pass && result.deliveredPerS > pass.deliveredPerS) pass = result;
     }
     return { server: name, shape: shape.name, best: pass, steps };
@@ -148,7 +160,7 @@ async function latencyAt(name: ServerName, shape: Shape, rate: number): Promise<
   const loadgen = startLoadGenerator();
   try {
     await loadgen.run({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms: shape.rooms, clients: shape.clients, prefix: `tmp-bench-lat-${Date.now()}` });
-    await measureStep(server, loadgen, rate, 1);
+    await measureStep(server, loadgen, rate, QUICK ? 1 : 3);
     return await measureStep(server, loadgen, rate, QUICK ? 3 : 5);
   } finally {
     await loadgen.stop();
@@ -297,7 +309,7 @@ function summarise(results: Record<string, any>): string {
     const r = results.recovery;
     lines.push(`## Recovery (memory backplane, FAULT_INJECTION=1, HEARTBEAT_INTERVAL_MS=${r.heartbeatIntervalMs}, HEARTBEAT_TIMEOUT_MS=${r.heartbeatTimeoutMs})`, '');
     if (r.throw) lines.push(`- channel throws → its ${r.throw.clients} clients have \`resync\`: p50 ${r.throw.toResyncMs.p50} ms, max ${r.throw.toResyncMs.max} ms (${ratio(r.throw.toResyncMs.max, r.throw.join.toConnectedMs.p50)} a fresh join's time to \`connected\`, ${r.throw.join.toConnectedMs.p50} ms)`);
-    if (r.hang) lines.push(`- worker hangs → the hung channel acks again after at most ${r.hang.faultedRoomWorstAckMs} ms (${ratio(r.hang.faultedRoomWorstAckMs, r.heartbeatTimeoutMs)} HEARTBEAT_TIMEOUT_MS); ${r.hang.roomsStalledWithIt} other codespaces shared its worker (worst ${r.hang.stalledWorstAckMs} ms), ${r.hang.healthyRooms} on the other worker never waited more than ${r.hang.healthyWorstAckMs} ms`);
+    if (r.hang) lines.push(`- a worker hangs → its channels serve again (first ack of an edit sent after the hang) after ${r.hang.faultedRoomServedAgainMs} ms for the hung codespace (${ratio(r.hang.faultedRoomServedAgainMs, r.heartbeatTimeoutMs)} HEARTBEAT_TIMEOUT_MS) and ${r.hang.stalledServedAgainMs} ms at worst for the ${r.hang.roomsStalledWithIt} others on that worker; the ${r.hang.healthyRooms} codespaces on the other worker kept serving (first ack after ${r.hang.healthyServedAgainMs} ms at worst, probes every 20 ms)`);
     lines.push('');
   }
   if (results.notes.length) lines.push('## Notes', '', ...results.notes.map((note: string) => `- ${note}`), '');
@@ -312,14 +324,14 @@ async function main(): Promise<void> {
     if (ONLY.has('fanout')) {
       results.fanout = [];
       for (const shape of SHAPES) {
-        let naiveBest = 0;
+        let previousBest = 0;
         for (const name of SERVERS) {
-          // Start near where the naive relay topped out: fewer steps for the same answer.
-          const start = naiveBest > 0 ? Math.max(0.5, (naiveBest * 0.7) / (shape.rooms * shape.clients * (shape.clients - 1))) : 4;
+          // Start near where the previous server topped out: fewer steps for the same answer.
+          const start = previousBest > 0 ? Math.max(0.25, (previousBest * 0.7) / (shape.rooms * shape.clients * (shape.clients - 1))) : 3;
           const row = await sweep(name, shape, start);
           results.fanout.push(row);
           const best = row.best as StepResult | null;
-          if (name === 'naive' && best) naiveBest = best.deliveredPerS;
+          if (best) previousBest = best.deliveredPerS;
           for (const step of row.steps as StepResult[]) generatorCpus.push(step.generatorCpu);
         }
       }

@@ -5,7 +5,7 @@
  * clock what comes back: delivered against expected, latency from send to each peer's receipt,
  * and its own CPU, so that a saturated generator shows in the results.
  *
- * Every message it sends carries `"ref":"<step>_<t>"` (t: performance.now() in 10 µs units);
+ * Every message it sends carries `"ref":"<step>_<t>_<client>"` (t: performance.now() in 10 µs units);
  * this server echoes `ref` in the broadcast and relays selections whole, the naive one relays
  * every frame as it came, so receivers find the send time by a byte search, with no JSON parse.
  */
@@ -22,6 +22,7 @@ export type Command =
 const OP_OFFSET = 14; // {"operation":"
 const REF_MARKER = Buffer.from('"ref":"');
 const VERSION_MARKER = Buffer.from('"version":');
+const CODE_MARKER = Buffer.from('"code":"');
 const CH_I = 0x69; // insert_value
 const CH_C = 0x63; // create_selection / connected
 const CH_A = 0x61; // ack
@@ -94,6 +95,7 @@ let currentStep = -1;
 let delivered = 0;
 let acks = 0;
 let errors = 0;
+let errorCodes: Record<string, number> = {};
 let otherOps = 0;
 let faultT0 = 0;
 let resyncs: number[] = [];
@@ -102,7 +104,14 @@ let faultMode: 'none' | 'throw' | 'hang' = 'none';
 let timeline: number[] = [];
 let stepStartedAt = 0;
 
+let clientCounter = 0;
+
 class Client implements FrameSink {
+  /**
+   * In every ref: this server applies a ref once per codespace (a second edit with the same ref
+   * is acked and dropped), and clients of one tick share the send time.
+   */
+  readonly id = (clientCounter++).toString(36);
   readonly room: Room;
   readonly raw: RawClient;
   version = 0;
@@ -151,6 +160,11 @@ class Client implements FrameSink {
       if (faultMode === 'throw') resyncs.push(performance.now() - faultT0);
     } else if (op === CH_E) {
       errors++;
+      const at = data.indexOf(CODE_MARKER, start);
+      if (at >= 0 && at < end) {
+        const code = data.toString('latin1', at + CODE_MARKER.length, Math.min(end, at + CODE_MARKER.length + 20)).split('"')[0];
+        errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+      }
       if (faultMode === 'hang') this.unanswered++;
     } else {
       otherOps++;
@@ -187,12 +201,12 @@ class Client implements FrameSink {
 
   sendEdit(step: number): void {
     const t = Math.round(performance.now() * 100);
-    this.raw.sendText(`{"operation":"insert_value","changes":[{"from":0,"to":0,"insert":"a\\n"}],"version":${this.version},"ref":"${step}_${t}"}`);
+    this.raw.sendText(`{"operation":"insert_value","changes":[{"from":0,"to":0,"insert":"a\\n"}],"version":${this.version},"ref":"${step}_${t}_${this.id}"}`);
   }
 
   sendSelection(step: number): void {
     const t = Math.round(performance.now() * 100);
-    this.raw.sendText(`{"operation":"create_selection","selections":[{"anchor":0,"head":0}],"ref":"${step}_${t}"}`);
+    this.raw.sendText(`{"operation":"create_selection","selections":[{"anchor":0,"head":0}],"ref":"${step}_${t}_${this.id}"}`);
   }
 }
 
@@ -269,6 +283,7 @@ async function step(command: Extract<Command, { cmd: 'step' }>): Promise<Record<
   delivered = 0;
   acks = 0;
   errors = 0;
+  errorCodes = {};
   const live = clients.filter((client) => client.raw.open);
   const roomSize = new Map<Room, number>();
   for (const client of live) roomSize.set(client.room, (roomSize.get(client.room) ?? 0) + 1);
@@ -335,6 +350,7 @@ async function step(command: Extract<Command, { cmd: 'step' }>): Promise<Record<
     selectionLatencyMs: selections.summary(),
     acks,
     errors,
+    errorCodes,
     generatorCpu: cpuSince(cpu, wallMs),
     generatorLoopDelayP99Ms: round2(loopDelay.percentile(99) / 1e6),
     worstPer250Ms: timeline.slice(0, Math.ceil(wallMs / 250)).map((ms) => Math.round(ms)),

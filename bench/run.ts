@@ -8,11 +8,12 @@
  *   --servers=a,b        naive, memory (the default: workers = cores), inproc (WORKERS=0: channels
  *                        on the main thread), redis, redis-x2 (INSTANCES=2 on Redis); default: all
  *   --label=text         written into the results, e.g. the optimisation step being measured
+ *   --summarise=FILE     only rewrite latest.md from a results file
  *   --baseline=DIR       also run "baseline": this server (memory backplane) from another checkout
  *                        in DIR, to measure what a change bought in the same session
  */
 import { execSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startRedis, type TestRedis } from '../test/support/redis.ts';
@@ -263,7 +264,7 @@ function ratio(value: number | undefined, baseline: number | undefined): string 
 function summarise(results: Record<string, any>): string {
   const lines: string[] = [];
   const m = results.machine;
-  lines.push(`# Benchmark results ${results.startedAt}${LABEL ? ` (${LABEL})` : ''}`, '');
+  lines.push(`# Benchmark results ${results.startedAt}${results.label ? ` (${results.label})` : ''}`, '');
   lines.push(`Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Node ${m.node}, commit ${m.commit}, load average at start ${m.loadavgAtStart}.`);
   lines.push(`Command: \`${results.command}\`. Took ${results.seconds} s.`, '');
   if (results.fanout) {
@@ -296,7 +297,7 @@ function summarise(results: Record<string, any>): string {
     lines.push('');
   }
   if (results.idle) {
-    lines.push(`## Idle connections and joins (${IDLE_CONNECTIONS} connections, 100 per codespace, 200 joins in flight; RSS of the server process with its workers, after a first batch opened and closed)`, '');
+    lines.push(`## Idle connections and joins (${results.idle[0]?.connections ?? IDLE_CONNECTIONS} connections, 100 per codespace, 200 joins in flight; RSS of the server process with its workers, after a first batch opened and closed)`, '');
     lines.push('| server | RSS bytes/connection | × naive | joins/s (burst) | × naive | to `connected` p50 / p99 ms (burst) | 20 in flight: p50 / p99 ms | × naive (p50) |');
     lines.push('|---|---|---|---|---|---|---|---|');
     const naive = results.idle.find((row: any) => row.server === 'naive');
@@ -367,7 +368,15 @@ async function main(): Promise<void> {
   log(`written: bench/results/${stamp}.json, bench/results/latest.md`);
 }
 
-main().then(
+/** `--summarise=<results.json>`: rewrites latest.md from a results file, runs nothing. */
+async function resummarise(file: string): Promise<void> {
+  const results = JSON.parse(readFileSync(file, 'utf8'));
+  const summary = summarise(results);
+  writeFileSync(`${RESULTS}latest.md`, summary + '\n');
+  log(summary);
+}
+
+(flag('summarise') ? resummarise(flag('summarise')!) : main()).then(
   () => process.exit(0),
   (error) => {
     process.stderr.write(`bench: ${error instanceof Error ? error.stack : String(error)}\n`);

@@ -68,6 +68,9 @@ let flushScheduled = false;
 
 function flushDirtyOnImmediate(): void {
   flushScheduled = false;
+  // A fan-out frames within one turn; past it, the cache would only keep a payload (and the
+  // batch it is a view of) alive.
+  lastFramed.text[0] = lastFramed.text[1] = lastFramed.binary[0] = lastFramed.binary[1] = null;
   const sessions = dirty;
   dirty = [];
   for (const session of sessions) session.flush();

@@ -33,6 +33,8 @@ function redisBackplaneFor(settings: Extract<BackplaneSettings, { kind: 'redis' 
 
 /** This worker thread's event-loop delay, shared by its channels; reset every 10 s. */
 let loopDelay: IntervalHistogram | null = null;
+/** The last percentile read, and when: every channel reports it with each heartbeat. */
+let lastLag = { atMs: 0, seconds: 0 };
 
 function threadLagS(): number {
   if (isMainThread) return 0; // in-process channels: main measures its own loop
@@ -42,7 +44,11 @@ function threadLagS(): number {
     const histogram = loopDelay;
     setInterval(() => histogram.reset(), 10_000).unref();
   }
-  return loopDelay.percentile(99) / 1e9;
+  // Read once per heartbeat round, not once per channel (the percentile walk was 6.6 % of a
+  // worker's CPU with 50 channels on it in the benchmark).
+  const now = Date.now();
+  if (now - lastLag.atMs >= 250) lastLag = { atMs: now, seconds: loopDelay.percentile(99) / 1e9 };
+  return lastLag.seconds;
 }
 
 /** Milliseconds between expiry refreshes: a third of the TTL, so two may fail before it runs out. */

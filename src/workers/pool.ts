@@ -24,6 +24,17 @@ const fewestChannels: LoadBalancer = (_task, workers) => {
   return chosen;
 };
 
+/** main's Node flags without the TypeScript loader (`--import tsx`, `--import=tsx`, `--loader tsx`). */
+function workerExecArgv(): string[] {
+  const flags: string[] = [];
+  for (let i = 0; i < process.execArgv.length; i++) {
+    const flag = process.execArgv[i];
+    if ((flag === '--import' || flag === '--loader' || flag === '--require') && /tsx/.test(process.execArgv[i + 1] ?? '')) i++;
+    else if (!/^--(import|loader|require)=.*tsx/.test(flag)) flags.push(flag);
+  }
+  return flags;
+}
+
 export class ChannelPool {
   readonly #pool: Piscina;
   #closing = false;
@@ -35,6 +46,9 @@ export class ChannelPool {
   constructor(workers: number, maxOldMb = 0, log: (event: string, fields: Record<string, unknown>) => void = () => {}) {
     this.#pool = new Piscina({
       filename: channelHostEntry(log),
+      // Workers load plain JavaScript (worker_bundle.ts): without main's `--import tsx`, no tsx
+      // loader (and no esbuild service process of its own) in every worker.
+      execArgv: workerExecArgv(),
       minThreads: workers,
       maxThreads: workers,
       // Without this the worker sleeps in Atomics.wait between tasks and never hears its ports.

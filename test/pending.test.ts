@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { PendingDoc } from '../src/client/pending.ts';
 import { TextDoc, type LogEntry } from '../src/doc/text_doc.ts';
 import type { InsertValueRequest } from '../src/protocol/messages.ts';
-import { crowdedEditShape, editShape, placeEdit } from './support/random_edits.ts';
+import { applySpecs, crowdedEditShape, editShape, placeEdit } from './support/random_edits.ts';
 
 type ToClient = { kind: 'remote'; entry: LogEntry } | { kind: 'ack'; version: number; ref?: string };
 
@@ -19,17 +19,6 @@ interface SimClient {
   versionsSeen: number[];
   /** A plain string kept the way an editor would keep it. */
   mirror: string;
-}
-
-/** Applies sorted, non-overlapping specs (in one document's coordinates) to a plain string. */
-function applySpecs(text: string, specs: readonly { from: number; to: number; insert: string }[]): string {
-  let result = '';
-  let at = 0;
-  for (const { from, to, insert } of specs) {
-    result += text.slice(at, from) + insert;
-    at = to;
-  }
-  return result + text.slice(at);
 }
 
 const action = fc.oneof(

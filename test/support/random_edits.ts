@@ -38,3 +38,14 @@ export function placeEdit(text: string, shape: EditShape): ChangeSpec[] {
   const to = snapOffSurrogate(text, Math.min(text.length, from + Math.floor(shape.span * text.length)));
   return [{ from, to: Math.max(from, to), insert: shape.insert }];
 }
+
+/** Applies sorted, non-overlapping specs (in one document's coordinates) to a plain string. */
+export function applySpecs(text: string, specs: readonly ChangeSpec[]): string {
+  let result = '';
+  let at = 0;
+  for (const { from, to, insert } of specs) {
+    result += text.slice(at, from) + insert;
+    at = to;
+  }
+  return result + text.slice(at);
+}

@@ -6,6 +6,8 @@ import { WebSocket } from 'ws';
 import { connect, type CodespaceClient, type WebSocketConstructor } from '../../src/client/client.ts';
 import type { ChangeSpec } from '../../src/protocol/messages.ts';
 import { waitFor } from './ws_client.ts';
+import { applySpecs } from './random_edits.ts';
+
 
 export interface Tracked {
   client: CodespaceClient;
@@ -22,17 +24,6 @@ export interface Tracked {
    * `localChanges`, and `replaced`. It must always equal `client.text`.
    */
   mirror: string;
-}
-
-/** Applies sorted, non-overlapping specs (in one document's coordinates) to a plain string. */
-export function applySpecs(text: string, specs: readonly ChangeSpec[]): string {
-  let result = '';
-  let at = 0;
-  for (const { from, to, insert } of specs) {
-    result += text.slice(at, from) + insert;
-    at = to;
-  }
-  return result + text.slice(at);
 }
 
 /** A local edit, as an editor makes it: on its own text, then handed to the SDK. */

@@ -8,7 +8,6 @@ import type { ChangeSpec } from '../../src/protocol/messages.ts';
 import { waitFor } from './ws_client.ts';
 import { applySpecs } from './random_edits.ts';
 
-
 export interface Tracked {
   client: CodespaceClient;
   /** Every version this client learnt of (remote changes and its own acks), in arrival order. */

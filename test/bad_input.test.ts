@@ -81,6 +81,19 @@ describe('bad input', () => {
   });
 
   describe('answers error and keeps the connection', () => {
+    it('after connected, for bad messages sent before it arrived (connected stays the first message)', async () => {
+      // Sent at once on open: main refuses them while the channel's connected is still on its way.
+      for (const token of ['tmp-early-bad', 'api-early-bad-token']) {
+        const client = await TestClient.open(server.urlFor(token));
+        open.push(client);
+        client.send({ operation: 'insert_value', ref: 'early' });
+        client.send({ operation: 'nope' });
+        await client.next((m) => m.operation === 'error' && m.data.code === 'unknown_operation');
+        expect(client.messages.map((m) => m.operation)).toEqual(['connected', 'error', 'error']);
+        expect(client.messages[1].data).toMatchObject({ code: 'malformed', ref: 'early' });
+      }
+    });
+
     it('unknown_operation, with the ref echoed', async () => {
       const { client } = await join('tmp-unknown-op');
       expect(await errorFor(client, { operation: 'delete_everything', ref: 'u1' })).toMatchObject({ data: { code: 'unknown_operation', ref: 'u1' } });

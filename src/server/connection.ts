@@ -57,6 +57,8 @@ export class Connection implements Member {
   /** Made only for joins that wait on a token lookup (most never need one). */
   #left: AbortController | null = null;
   #early: unknown[] | null = [];
+  /** Main's own answers to messages that came before the channel's `connected`. */
+  #earlyReplies: Uint8Array[] | null = null;
   #closed = false;
   readonly #transport: Transport;
   readonly #supervisor: Supervisor;
@@ -116,7 +118,7 @@ export class Connection implements Member {
       this.#observer?.refused(message.code);
       const reply: ErrorMessage = { operation: 'error', data: { code: message.code, message: message.message } };
       if (message.ref !== undefined) reply.data.ref = message.ref;
-      return this.deliver(encodeMessage(reply, this.codec));
+      return this.#reply(encodeMessage(reply, this.codec));
     }
     this.#observer?.received(message.operation, this.codespace);
     this.#supervisor.forward(this, this.#channel!, message);
@@ -134,18 +136,33 @@ export class Connection implements Member {
     const reply: ErrorMessage = { operation: 'error', data: { code: 'rate_limited', message: 'too many messages; slow down and send it again' } };
     const ref = isEdit ? (message as { ref?: string }).ref : undefined;
     if (ref !== undefined) reply.data.ref = ref;
-    this.deliver(encodeMessage(reply, this.codec));
+    this.#reply(encodeMessage(reply, this.codec));
   }
 
   deliver(bytes: Uint8Array, coalesce?: string): void {
     if (this.#closed) return;
+    this.#transport.write(bytes, coalesce);
     if (!this.welcomed && this.#channel) {
       // The idle clock starts once the client could talk: a channel that is slow to load (a
       // cold worker, a busy machine) must not cost its joiners their connection (4408).
       this.welcomed = true;
       this.lastActivity = Date.now();
+      const replies = this.#earlyReplies;
+      this.#earlyReplies = null;
+      if (replies) for (const reply of replies) this.#transport.write(reply);
     }
-    this.#transport.write(bytes, coalesce);
+  }
+
+  /**
+   * An answer main gives itself (a refusal, rate_limited). Before the channel's `connected` it
+   * waits, so that `connected` stays the first message of a join (PROTOCOL.md §2).
+   */
+  #reply(bytes: Uint8Array): void {
+    if (this.welcomed) return this.deliver(bytes);
+    if (this.#closed) return;
+    this.#earlyReplies ??= [];
+    if (this.#earlyReplies.length >= MAX_EARLY_MESSAGES) throw new ProtocolError(CloseCode.tryAgainLater, 'too many messages before connected');
+    this.#earlyReplies.push(bytes);
   }
 
   closeWith(close: CloseCodeEntry): void {

@@ -91,6 +91,38 @@ function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number, wh
   });
 }
 
+/**
+ * Every server and generator this run started: killed if the run itself is stopped (Ctrl-C, or
+ * `make bench`'s timeout), when no `finally` gets to stop them, so none is left running.
+ */
+const started = new Set<ChildProcess>();
+
+function track(child: ChildProcess): ChildProcess {
+  started.add(child);
+  child.once('exit', () => started.delete(child));
+  return child;
+}
+
+function killStarted(): void {
+  for (const child of started) {
+    for (const pid of child.pid === undefined ? [] : processTree(child.pid).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+process.once('exit', killStarted);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killStarted();
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+  });
+}
+
 async function stopTree(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.pid === undefined) return;
   const pids = processTree(child.pid);
@@ -110,7 +142,7 @@ export type ServerKind = 'naive' | 'codespace';
 /** Starts a server on a free port; `env` adds to the bench defaults. */
 export async function startServerProcess(name: string, kind: ServerKind, env: Record<string, string> = {}, root = ROOT): Promise<ServerProcess> {
   const script = kind === 'naive' ? 'bench/naive_server.ts' : 'src/main.ts';
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const child = track(spawn(process.execPath, ['--import', 'tsx', script], {
     cwd: kind === 'naive' ? ROOT : root,
     env: {
       ...process.env,
@@ -123,7 +155,7 @@ export async function startServerProcess(name: string, kind: ServerKind, env: Re
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  }));
   // BENCH_SERVER_LOG=<file>: the servers' log lines (stderr) appended there, for a closer look.
   if (process.env.BENCH_SERVER_LOG) child.stderr?.on('data', (chunk: Buffer) => appendFileSync(process.env.BENCH_SERVER_LOG!, `[${name}] ${chunk}`));
   const pattern = kind === 'naive' ? /naive listening on (\d+)/ : /listening on ws:\/\/[^:]+:(\d+)\//;
@@ -138,11 +170,11 @@ export interface LoadGenerator {
 }
 
 export function startLoadGenerator(): LoadGenerator {
-  const child = fork(fileURLToPath(new URL('./loadgen.ts', import.meta.url)), [], {
+  const child = track(fork(fileURLToPath(new URL('./loadgen.ts', import.meta.url)), [], {
     cwd: ROOT,
     execArgv: ['--import', 'tsx', '--max-old-space-size=2048'],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
+  }));
   return {
     pid: child.pid!,
     run<R>(command: Command, timeoutMs = 120_000): Promise<R> {

@@ -7,7 +7,7 @@
  * and every worker loads that file; tsx in the workers is only the fallback.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -48,10 +48,25 @@ export function channelHostEntry(log: (event: string, fields: Record<string, unk
       writeFileSync(partial, code);
       renameSync(partial, file);
     }
+    removeStaleBundles(file);
     cached = pathToFileURL(fileURLToPath(file)).href;
   } catch (error) {
     log('worker_bundle_failed', { error: String(error), fallback: 'tsx in each worker' });
     cached = TSX_ENTRY;
   }
   return cached;
+}
+
+/** Bundles of older code, untouched for a day (a process still running old code has loaded its own). */
+function removeStaleBundles(keep: URL): void {
+  const dayAgo = Date.now() - 86_400_000;
+  for (const name of readdirSync(CACHE_DIR)) {
+    const file = new URL(name, CACHE_DIR);
+    if (!/^channel_host-[0-9a-f]+\.mjs(\.\d+\.tmp)?$/.test(name) || file.href === keep.href) continue;
+    try {
+      if (statSync(file).mtimeMs < dayAgo) rmSync(file, { force: true });
+    } catch {
+      // another process removed it first
+    }
+  }
 }

@@ -1,0 +1,29 @@
+/** The worker bundle on Node: built once, loadable, and old bundles cleared away. */
+import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { channelHostEntry } from '../src/workers/worker_bundle.ts';
+
+const CACHE_DIR = fileURLToPath(new URL('../node_modules/.cache/codespace/', import.meta.url));
+const onNode = !(globalThis as { Bun?: unknown }).Bun;
+
+describe('channelHostEntry', () => {
+  it.runIf(onNode)('bundles the channel host into plain JavaScript and removes bundles untouched for a day', async () => {
+    mkdirSync(CACHE_DIR, { recursive: true });
+    const stale = `${CACHE_DIR}channel_host-00000000dead0000.mjs`;
+    const recent = `${CACHE_DIR}channel_host-00000000beef0000.mjs`;
+    for (const file of [stale, recent]) writeFileSync(file, 'export default null;\n');
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+    utimesSync(stale, twoDaysAgo, twoDaysAgo);
+    const logged: string[] = [];
+    const entry = channelHostEntry((event) => logged.push(event));
+    expect(logged).toEqual([]);
+    expect(entry).toMatch(/\/node_modules\/\.cache\/codespace\/channel_host-[0-9a-f]{16}\.mjs$/);
+    // Plain JavaScript that Node loads without a TypeScript loader, exporting the task entry.
+    const loaded = (await import(entry)) as { default: unknown };
+    expect(typeof loaded.default).toBe('function');
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(recent)).toBe(true);
+    rmSync(recent);
+  });
+});

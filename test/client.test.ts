@@ -1,6 +1,7 @@
 /** The client SDK against a real server: convergence through disconnects, resume and resync. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { connect, type WebSocketConstructor } from '../src/client/client.ts';
 import { CloseCode } from '../src/protocol/close_codes.ts';
 import { editLocal, openTracked, sawEveryVersionOnce, settle, storm, totalAcks, type Tracked } from './support/sdk_storm.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
@@ -194,5 +195,38 @@ describe('CodespaceClient against a server that misbehaves', () => {
     expect(tracked.errors).toContain('bad_message');
     expect(tracked.client.text).toBe('abc');
     expect(tracked.client.version).toBe(0);
+  });
+});
+
+describe('CodespaceClient with an application listener that throws', () => {
+  it('lets the error through as it is, not as an unusable message from the server', () => {
+    const sockets: FakeSocket[] = [];
+    class FakeSocket {
+      binaryType = '';
+      readyState = 1;
+      closedWith: number | undefined;
+      onopen: ((event: unknown) => void) | null = null;
+      onmessage: ((event: { data: unknown }) => void) | null = null;
+      onclose: ((event: { code: number; reason: string }) => void) | null = null;
+      onerror: ((event: unknown) => void) | null = null;
+      constructor() {
+        sockets.push(this);
+      }
+      send(): void {}
+      close(code?: number): void {
+        this.closedWith = code;
+      }
+    }
+    const client = connect('ws://127.0.0.1:1', 'tmp-fake', { WebSocket: FakeSocket as unknown as WebSocketConstructor });
+    const errors: string[] = [];
+    client.on('error', (error) => errors.push(error.code));
+    client.on('connected', () => {
+      throw new Error('listener boom');
+    });
+    expect(() => sockets[0].onmessage!({ data: welcome(0, 'abc') })).toThrow('listener boom');
+    expect(errors).toEqual([]);
+    expect(sockets[0].closedWith).toBeUndefined();
+    expect(client.text).toBe('abc');
+    client.close();
   });
 });

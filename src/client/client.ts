@@ -81,6 +81,13 @@ export interface ClientEvents {
 
 type Listener<T> = (value: T) => void;
 
+/** Carries what a listener threw through the client's own handling, to be thrown on as it was. */
+class ListenerError extends Error {
+  constructor(cause: unknown) {
+    super('a listener threw', { cause });
+  }
+}
+
 /** Closes after which reconnecting cannot help. */
 const FINAL_CLOSE_CODES = new Set([4401, 4404]);
 
@@ -242,6 +249,8 @@ export class CodespaceClient {
       const frame = typeof data === 'string' ? data : new Uint8Array(data as ArrayBuffer);
       this.#handle(decodeServerFrame(frame, this.#options.codec) as Record<string, any>);
     } catch (error) {
+      // An application's listener that threw is its own error, not the server's.
+      if (error instanceof ListenerError) throw error.cause;
       this.#emit('error', { code: 'bad_message', message: `unusable message from the server: ${error instanceof Error ? error.message : String(error)}` });
       this.#socket?.close(4400, 'unusable message');
     }
@@ -357,7 +366,14 @@ export class CodespaceClient {
 
   #emit<K extends keyof ClientEvents>(event: K, value: ClientEvents[K]): void {
     const listeners = this.#listeners.get(event);
-    if (listeners) for (const listener of listeners) (listener as Listener<ClientEvents[K]>)(value);
+    if (!listeners) return;
+    for (const listener of listeners) {
+      try {
+        (listener as Listener<ClientEvents[K]>)(value);
+      } catch (error) {
+        throw new ListenerError(error);
+      }
+    }
   }
 }
 

@@ -36,7 +36,7 @@ test-bun: install tools
 	./node_modules/.bin/bun --bun ./node_modules/vitest/vitest.mjs run $(ARGS)
 
 # Benchmark suite (bench/README.md): fan-out sweeps, latency, idle memory, joins, recovery, each
-# against a naive ws relay run the same way; bounded to about 10 minutes (ARGS="--quick": ~3).
+# against a naive ws relay run the same way; 6 to 7 minutes here, stopped at 15 (ARGS="--quick": about 2).
 bench: install
 	timeout 900 node --import tsx bench/run.ts $(ARGS)
 

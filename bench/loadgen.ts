@@ -10,6 +10,7 @@
  * every frame as it came, so receivers find the send time by a byte search, with no JSON parse.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { percentile } from '../src/stress/metrics.ts';
 import { RawClient, type FrameSink } from './ws_raw.ts';
 
 export type Command =
@@ -214,9 +215,7 @@ let rooms: Room[] = [];
 let clients: Client[] = [];
 
 function percentileOf(values: number[], p: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return round2(sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]);
+  return round2(percentile([...values].sort((a, b) => a - b), p) ?? 0);
 }
 
 function cpuSince(start: NodeJS.CpuUsage, wallMs: number): number {

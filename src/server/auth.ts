@@ -114,9 +114,8 @@ export class TokenResolver {
     let lookup = this.#inFlight.get(token);
     if (!lookup) {
       const abandon = new AbortController();
-      const started: Lookup = { waiters: 0, abandon, answer: Promise.resolve(refuse(CloseCode.authUnavailable, 'not started')) };
-      started.answer = this.#lookup(token, abandon.signal).then((answer) => {
-        if (this.#inFlight.get(token) === started) this.#inFlight.delete(token);
+      const answered = this.#lookup(token, abandon.signal).then((answer) => {
+        if (this.#inFlight.get(token)?.abandon === abandon) this.#inFlight.delete(token);
         // An unavailable service is not an answer about the token: ask again next time.
         if (('grant' in answer || answer.refusal !== CloseCode.authUnavailable) && this.#options.authCacheMs > 0) {
           if (this.#cache.size >= MAX_CACHED_ANSWERS) this.#cache.delete(this.#cache.keys().next().value!);
@@ -124,8 +123,8 @@ export class TokenResolver {
         }
         return answer;
       });
-      this.#inFlight.set(token, started);
-      lookup = started;
+      lookup = { waiters: 0, abandon, answer: answered };
+      this.#inFlight.set(token, lookup);
     }
     this.#wait(token, lookup, asker?.leftSignal);
     return lookup.answer;

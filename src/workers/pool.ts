@@ -9,7 +9,6 @@ import type { SpawnTask } from '../actors/envelopes.ts';
 import type { ChannelEnd } from '../actors/supervisor.ts';
 import { channelHostEntry } from './worker_bundle.ts';
 
-
 /**
  * Spreads channels by how many each worker already hosts. (piscina's default balancer takes the
  * first worker below its usage ceiling, which with one long task per channel and a large

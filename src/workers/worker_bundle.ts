@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 const HOST_SOURCE = new URL('./channel_host.ts', import.meta.url);
 const TSX_ENTRY = new URL('./channel_host_entry.mjs', import.meta.url).href;
@@ -49,7 +49,7 @@ export function channelHostEntry(log: (event: string, fields: Record<string, unk
       renameSync(partial, file);
     }
     removeStaleBundles(file);
-    cached = pathToFileURL(fileURLToPath(file)).href;
+    cached = file.href;
   } catch (error) {
     log('worker_bundle_failed', { error: String(error), fallback: 'tsx in each worker' });
     cached = TSX_ENTRY;

@@ -25,9 +25,9 @@ afterEach(async () => {
   child = null;
 });
 
-async function startMain(runtime: string, env: Record<string, string>, args: string[] = []): Promise<{ line: string; port: number }> {
+async function startMain(runtime: string, env: Record<string, string>, args: string[] = [], runtimeFlags: string[] = []): Promise<{ line: string; port: number }> {
   const [command, ...rest] = RUNTIMES[runtime];
-  child = spawn(command, [...rest, ...args], { env: { ...process.env, PORT: '0', WORKERS: '2', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn(command, [...runtimeFlags, ...rest, ...args], { env: { ...process.env, PORT: '0', WORKERS: '2', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stderr!.on('data', (chunk) => (err += chunk));
@@ -60,6 +60,18 @@ describe('main', () => {
       b.close();
     });
   }
+
+  it('starts its workers when Node is given V8 flags, which workers refuse (ERR_WORKER_INVALID_EXEC_ARGV)', async () => {
+    const { port } = await startMain('node', {}, [], ['--max-old-space-size=2048', '--stack-size=2000', '--no-warnings']);
+    const url = `ws://127.0.0.1:${port}/codespace/tmp-v8-flags/`;
+    const { client: a } = await TestClient.join(url);
+    const { client: b } = await TestClient.join(url);
+    a.send({ operation: 'insert_value', changes: [{ from: 0, to: 0, insert: 'x' }], version: 0, ref: 'r' });
+    expect(await a.next((m) => m.operation === 'ack')).toMatchObject({ version: 1, ref: 'r' });
+    expect(await b.next((m) => m.operation === 'insert_value')).toMatchObject({ version: 1 });
+    a.close();
+    b.close();
+  });
 
   it('names a bad setting and exits 2', async () => {
     const [command, ...rest] = RUNTIMES.node;

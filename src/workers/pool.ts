@@ -2,6 +2,7 @@
  * The worker-thread pool that hosts channel actors (piscina). Each channel is one long task;
  * its promise settles when the channel stops and rejects when its worker dies.
  */
+import { Worker, isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 
 type LoadBalancer = NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer'] & {};
@@ -23,15 +24,34 @@ const fewestChannels: LoadBalancer = (_task, workers) => {
   return chosen;
 };
 
-/** main's Node flags without the TypeScript loader (`--import tsx`, `--import=tsx`, `--loader tsx`). */
-function workerExecArgv(): string[] {
+/**
+ * main's Node flags for its workers: without the TypeScript loader (`--import tsx`,
+ * `--import=tsx`, `--loader tsx`), and without those a worker refuses (V8 and process-wide
+ * flags such as `--max-old-space-size` or `--trace-gc`: they already apply to the whole process,
+ * and passing them makes `new Worker` throw ERR_WORKER_INVALID_EXEC_ARGV).
+ */
+export function workerExecArgv(execArgv: readonly string[] = process.execArgv): string[] {
   const flags: string[] = [];
-  for (let i = 0; i < process.execArgv.length; i++) {
-    const flag = process.execArgv[i];
-    if ((flag === '--import' || flag === '--loader' || flag === '--require') && /tsx/.test(process.execArgv[i + 1] ?? '')) i++;
+  for (let i = 0; i < execArgv.length; i++) {
+    const flag = execArgv[i];
+    if ((flag === '--import' || flag === '--loader' || flag === '--require') && /tsx/.test(execArgv[i + 1] ?? '')) i++;
     else if (!/^--(import|loader|require)=.*tsx/.test(flag)) flags.push(flag);
   }
-  return flags;
+  if (flags.length === 0 || !isMainThread) return flags;
+  const refused = refusedByWorkers(flags);
+  return refused.size === 0 ? flags : flags.filter((flag) => !refused.has(flag));
+}
+
+/** The flags `new Worker` names as invalid, found by a trial worker that is ended at once. */
+function refusedByWorkers(flags: string[]): Set<string> {
+  try {
+    void new Worker('', { eval: true, execArgv: flags, stdout: true, stderr: true }).terminate();
+    return new Set();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : '';
+    if ((error as { code?: string }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
+    return new Set(message.slice(message.indexOf(':') + 1).split(',').map((flag) => flag.trim()));
+  }
 }
 
 export class ChannelPool {

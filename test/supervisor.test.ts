@@ -26,6 +26,28 @@ describe('Supervisor', () => {
     for (const { client } of joins) client.close();
   });
 
+  it('the channels of a worker share one thread link; a dead worker\'s goes with it', async () => {
+    server = await startTestServer({ workers: 2 });
+    const joins = await Promise.all(Array.from({ length: 20 }, (_, i) => TestClient.join(server!.urlFor(`tmp-link-${i}`))));
+    const refs = joins.map((_, i) => server!.hub.supervisor.channel(`tmp-link-${i}`)!);
+    await waitFor(() => refs.every((ref) => ref.thread > 0), 5000, 'channels ready');
+    expect(new Set(refs.map((ref) => ref.thread)).size).toBe(2);
+    expect(server.hub.supervisor.threadLinkCount).toBe(2);
+    // Every channel answers through it, in order.
+    for (const [i, { client }] of joins.entries()) expect(await edit(client, 0, `x${i}`, `l${i}`)).toBe(1);
+
+    const dead = refs[0].thread;
+    expect(server.hub.placement.terminateThread(dead)).toBe(true);
+    const moved = joins.filter((_, i) => refs[i].thread === dead || refs[i].thread === -1);
+    for (const { client } of moved) await client.next((m) => m.operation === 'resync');
+    await waitFor(() => refs.every((ref) => ref.state === 'ready' && ref.thread > 0 && ref.thread !== dead), 5000, 'channels restarted');
+    // The moved channels went to the worker that lived, or to the dead one's replacement.
+    const threads = new Set(refs.map((ref) => ref.thread));
+    await waitFor(() => server!.hub.supervisor.threadLinkCount === threads.size, 5000, 'the dead worker\'s link closed');
+    for (const [i, { client }] of joins.entries()) expect(await edit(client, 1, `y${i}`, `m${i}`)).toBe(2);
+    for (const { client } of joins) client.close();
+  });
+
   it('restarts the channels of a dead worker; their clients get resync, others notice nothing', async () => {
     server = await startTestServer({ workers: 2 });
     const { client: a } = await TestClient.join(server.urlFor('tmp-crash-a'));

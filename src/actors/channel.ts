@@ -21,11 +21,12 @@ import type {
 import type { ChannelInbound, ChannelOutbound, ChannelSettings, ChannelStats } from './envelopes.ts';
 
 /**
- * What the actor accepts: every inbound envelope but the store replies its backplane takes, what
- * other instances publish, and the host's clock tick (snapshots and expiry).
+ * What the actor accepts: every inbound envelope but the store replies its backplane takes and
+ * the `switch` its host takes, what other instances publish, and the host's clock tick
+ * (snapshots and expiry).
  */
 export type ChannelMessage =
-  | Exclude<ChannelInbound, { type: 'store_reply' }>
+  | Exclude<ChannelInbound, { type: 'store_reply' } | { type: 'switch' }>
   | { type: 'remote'; event: RemoteEvent }
   | { type: 'tick'; now: number };
 

@@ -7,7 +7,7 @@ import { encodeMessage } from '../protocol/codec.ts';
 import type { CloseCodeEntry } from '../protocol/close_codes.ts';
 import type { ClientMessage, Codec, ErrorMessage, Mode } from '../protocol/messages.ts';
 import type { ChannelInbound, ChannelOutbound, ChannelStats } from './envelopes.ts';
-import { PortLink } from './port_link.ts';
+import { PortLink, type ThreadLink } from './port_link.ts';
 
 /** A connection as a channel sees it: transport-neutral (WebSocket session or in-process). */
 export interface Member {
@@ -28,6 +28,8 @@ export interface ChannelRefEvents {
   channelStats(ref: ChannelRef, stats: ChannelStats): void;
   /** From a change reaching the channel to its broadcast written to every socket, in seconds. */
   fannedOut(seconds: number): void;
+  /** A host offered its thread's link on this channel's port: the supervisor routes it. */
+  threadLinkOffered(port: MessagePort): void;
 }
 
 export class ChannelRef {
@@ -42,17 +44,26 @@ export class ChannelRef {
   readonly #members = new Map<string, Member>();
   readonly #store: MemoryBackplane;
   readonly #events: ChannelRefEvents;
+  /** The spawn the actor runs as: its envelopes on a thread link carry it. */
+  #spawn: number;
+  /** The channel's own port: its first envelopes, until the actor speaks over its thread's link. */
   #link: PortLink<ChannelOutbound, ChannelInbound>;
+  #threadLink: ThreadLink<ChannelOutbound, ChannelInbound> | null = null;
   #endedListeners: (() => void)[] = [];
   /** Refs of insert_values forwarded and not answered yet, per member, oldest first. */
   readonly #unanswered = new Map<string, (string | undefined)[]>();
 
-  constructor(codespace: string, port: MessagePort, store: MemoryBackplane, events: ChannelRefEvents, now: number) {
+  constructor(codespace: string, spawn: number, port: MessagePort, store: MemoryBackplane, events: ChannelRefEvents, now: number) {
     this.codespace = codespace;
+    this.#spawn = spawn;
     this.#store = store;
     this.#events = events;
     this.emptySince = now;
     this.#link = this.#linkTo(port);
+  }
+
+  get spawn(): number {
+    return this.#spawn;
   }
 
   get size(): number {
@@ -66,7 +77,7 @@ export class ChannelRef {
   join(member: Member, resume: number | undefined): void {
     this.#members.set(member.id, member);
     this.emptySince = null;
-    this.#link.send(resume === undefined
+    this.#send(resume === undefined
       ? { type: 'join', session: member.id, mode: member.mode, codec: member.codec }
       : { type: 'join', session: member.id, mode: member.mode, codec: member.codec, resume });
   }
@@ -74,7 +85,7 @@ export class ChannelRef {
   leave(member: Member, now: number): void {
     if (!this.#members.delete(member.id)) return;
     this.#unanswered.delete(member.id);
-    this.#link.send({ type: 'leave', session: member.id });
+    this.#send({ type: 'leave', session: member.id });
     if (this.#members.size === 0) this.emptySince = now;
   }
 
@@ -84,30 +95,32 @@ export class ChannelRef {
       if (refs) refs.push(msg.ref);
       else this.#unanswered.set(member.id, [msg.ref]);
     }
-    this.#link.send({ type: 'client', session: member.id, msg });
+    this.#send({ type: 'client', session: member.id, msg });
   }
 
   heartbeat(seq: number): void {
-    this.#link.send({ type: 'heartbeat', seq });
+    this.#send({ type: 'heartbeat', seq });
   }
 
   stop(): void {
     this.state = 'stopping';
-    this.#link.send({ type: 'stop' });
+    this.#send({ type: 'stop' });
   }
 
   /**
-   * After a crash: a fresh actor on `port` rebuilt from the store; every member gets `resync`
-   * and keeps its connection.
+   * After a crash: a fresh actor (spawn `spawn`, on `port`) rebuilt from the store; every member
+   * gets `resync` and keeps its connection.
    */
-  restartOn(port: MessagePort): void {
+  restartOn(port: MessagePort, spawn: number): void {
     this.#link.close();
     this.#answerLostEdits();
     this.state = 'starting';
     this.thread = -1;
+    this.#spawn = spawn;
+    this.#threadLink = null;
     this.#link = this.#linkTo(port);
     for (const member of this.#members.values()) {
-      this.#link.send({ type: 'join', session: member.id, mode: member.mode, codec: member.codec, resync: true });
+      this.#send({ type: 'join', session: member.id, mode: member.mode, codec: member.codec, resync: true });
     }
   }
 
@@ -149,7 +162,24 @@ export class ChannelRef {
   }
 
   #linkTo(port: MessagePort): PortLink<ChannelOutbound, ChannelInbound> {
-    return new PortLink<ChannelOutbound, ChannelInbound>(port, (envelope) => this.#receive(envelope));
+    return new PortLink<ChannelOutbound, ChannelInbound>(port, (envelope) => this.#receive(envelope), (offered) => this.#events.threadLinkOffered(offered));
+  }
+
+  #send(envelope: ChannelInbound): void {
+    if (this.#threadLink) this.#threadLink.send(this.#spawn, envelope);
+    else this.#link.send(envelope);
+  }
+
+  /**
+   * An envelope of this spawn over a thread link. The first one moves what main says there
+   * too, after a `switch` on the channel's own port that tells the actor where they begin.
+   */
+  receiveVia(threadLink: ThreadLink<ChannelOutbound, ChannelInbound>, envelope: ChannelOutbound): void {
+    if (this.#threadLink !== threadLink) {
+      this.#link.send({ type: 'switch' });
+      this.#threadLink = threadLink;
+    }
+    this.#receive(envelope);
   }
 
   #receive(envelope: ChannelOutbound): void {
@@ -163,7 +193,7 @@ export class ChannelRef {
         if (envelope.at !== undefined) this.#events.fannedOut((performance.timeOrigin + performance.now() - envelope.at) / 1000);
         return;
       case 'store_load':
-        this.#link.send({ type: 'store_reply', id: envelope.id, doc: this.#store.loadNow(this.codespace) });
+        this.#send({ type: 'store_reply', id: envelope.id, doc: this.#store.loadNow(this.codespace) });
         return;
       case 'store_append': {
         const result = this.#store.commitNow(this.codespace, envelope.entry);

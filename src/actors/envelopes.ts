@@ -17,8 +17,12 @@ export interface ChannelStats {
   lagS: number;
 }
 
-/** Main thread → channel. */
+/**
+ * Main thread → channel. The first envelopes reach a channel over its own port, the rest over
+ * its thread's link; `switch`, the last on its own port, says where the link's begin.
+ */
 export type ChannelInbound =
+  | { type: 'switch' }
   | { type: 'join'; session: string; mode: Mode; codec: Codec; resume?: number; resync?: boolean }
   | { type: 'leave'; session: string }
   | { type: 'client'; session: string; msg: ClientMessage }
@@ -56,10 +60,16 @@ export type ChannelOutbound =
   | { type: 'stopped'; version: number }
   | { type: 'crashed'; message: string };
 
-/** What the pool hands a channel host when it spawns a channel. */
+/**
+ * What the pool hands a channel host when it spawns a channel. `port` is the channel's own;
+ * everything the channel says goes over its thread's link (one per `supervisor`, offered on the
+ * port of the first channel that needs it), tagged with `spawn`, unique within the supervisor.
+ */
 export interface SpawnTask {
   codespace: string;
   port: MessagePort;
+  spawn: number;
+  supervisor: string;
   settings: ChannelSettings;
 }
 

@@ -1,29 +1,63 @@
 /**
- * One end of a MessagePort between an actor and its ref, speaking in batches: everything sent in
- * one turn of the event loop leaves as one msgpack-encoded postMessage (batching 100 messages a
- * post moved ~15x more messages per second than one each: ARCHITECTURE.md, facts measured).
+ * The two ends of the ports between actors and their refs, speaking in batches: everything sent
+ * in one turn of the event loop leaves as one msgpack-encoded postMessage (batching 100 messages
+ * a post moved ~15x more messages per second than one each: ARCHITECTURE.md, facts measured).
+ *
+ * - PortLink: one channel's own port. It carries the spawn handshake, and a thread's link.
+ * - ThreadLink: one port per worker thread (per supervisor) carrying the envelopes of every
+ *   channel on it, each tagged with its channel's spawn id. With a port per channel, each channel
+ *   cost a postMessage, a wake-up and a batch of its own per turn (4,600 posts a second each way
+ *   at 100 codespaces x 10 clients); a thread's channels now share one.
  */
 import { setImmediate } from 'node:timers';
+import { receiveMessageOnPort } from 'node:worker_threads';
 import { packBatch, unpackBatch } from '../protocol/codec.ts';
 
 const TRANSFER_ABOVE_BYTES = 16 * 1024;
 
+/** What a host posts, outside the batches, on the port of the first channel it runs for a supervisor. */
+export interface ThreadLinkOffer {
+  threadLink: MessagePort;
+}
+
+function isThreadLinkOffer(data: unknown): data is ThreadLinkOffer {
+  return typeof data === 'object' && data !== null && 'threadLink' in data;
+}
+
+function post(port: MessagePort, batch: unknown[]): void {
+  const bytes = packBatch(batch);
+  // A small batch is cheaper to copy than to transfer (detaching and re-wrapping the buffer cost
+  // more than copying a few hundred bytes: ~10 µs less CPU per round trip between two threads
+  // on the benchmark machine); a large one (a snapshot's text) is transferred.
+  if (bytes.byteLength <= TRANSFER_ABOVE_BYTES) port.postMessage(bytes);
+  else port.postMessage(bytes, [bytes.buffer]);
+}
+
 export class PortLink<Inbound, Outbound> {
   readonly #port: MessagePort;
   readonly #receive: (envelope: Inbound) => void;
+  readonly #offered: ((port: MessagePort) => void) | undefined;
   #outbox: Outbound[] = [];
   #flushScheduled = false;
   #closed = false;
 
-  constructor(port: MessagePort, receive: (envelope: Inbound) => void) {
+  /** `offered`: takes a thread link posted on this port (the main thread's side). */
+  constructor(port: MessagePort, receive: (envelope: Inbound) => void, offered?: (port: MessagePort) => void) {
     this.#port = port;
     this.#receive = receive;
+    this.#offered = offered;
     this.#port.addEventListener('message', this.#portOnMessage);
     this.#port.start();
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Posts a thread link on this port, outside the batches (a port cannot be msgpack-encoded). */
+  offer(threadLink: MessagePort): void {
+    const offer: ThreadLinkOffer = { threadLink };
+    this.#port.postMessage(offer, [threadLink]);
   }
 
   send(envelope: Outbound): void {
@@ -38,16 +72,76 @@ export class PortLink<Inbound, Outbound> {
   flush(): void {
     this.#flushScheduled = false;
     if (this.#closed || this.#outbox.length === 0) return;
-    const bytes = packBatch(this.#outbox);
+    const outbox = this.#outbox;
     this.#outbox = [];
-    // A small batch is cheaper to copy than to transfer (detaching and re-wrapping the buffer cost
-    // more than copying a few hundred bytes: ~10 µs less CPU per round trip between two threads
-    // on the benchmark machine); a large one (a snapshot's text) is transferred.
-    if (bytes.byteLength <= TRANSFER_ABOVE_BYTES) this.#port.postMessage(bytes);
-    else this.#port.postMessage(bytes, [bytes.buffer]);
+    post(this.#port, outbox);
   }
 
-  /** Sends what is queued, then closes the port. */
+  /**
+   * Sends what is queued, then closes the port. A thread link already offered on it is still
+   * taken: the other channels of that thread speak through it.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.flush();
+    this.#closed = true;
+    this.#port.removeEventListener('message', this.#portOnMessage);
+    if (this.#offered) {
+      const port = this.#port as unknown as Parameters<typeof receiveMessageOnPort>[0];
+      for (let left = receiveMessageOnPort(port); left; left = receiveMessageOnPort(port)) {
+        if (isThreadLinkOffer(left.message)) this.#offered(left.message.threadLink);
+      }
+    }
+    this.#port.close();
+  }
+
+  readonly #flushOnImmediate = (): void => this.flush();
+
+  readonly #portOnMessage = (event: MessageEvent): void => {
+    if (this.#closed) return;
+    if (isThreadLinkOffer(event.data)) return this.#offered?.(event.data.threadLink);
+    for (const envelope of unpackBatch(event.data as Uint8Array)) this.#receive(envelope as Inbound);
+  };
+}
+
+/** One port for many channels: each batch is [id, envelope, id, envelope, ...]. */
+export class ThreadLink<Inbound, Outbound> {
+  readonly #port: MessagePort;
+  readonly #receive: (id: number, envelope: Inbound) => void;
+  #outbox: unknown[] = [];
+  #flushScheduled = false;
+  #closed = false;
+
+  /** `ended`: the other side closed, or its thread died. */
+  constructor(port: MessagePort, receive: (id: number, envelope: Inbound) => void, ended?: () => void) {
+    this.#port = port;
+    this.#receive = receive;
+    this.#port.addEventListener('message', this.#portOnMessage);
+    if (ended) this.#port.addEventListener('close', ended, { once: true });
+    this.#port.start();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  send(id: number, envelope: Outbound): void {
+    if (this.#closed) return;
+    this.#outbox.push(id, envelope);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flushOnImmediate);
+    }
+  }
+
+  flush(): void {
+    this.#flushScheduled = false;
+    if (this.#closed || this.#outbox.length === 0) return;
+    const outbox = this.#outbox;
+    this.#outbox = [];
+    post(this.#port, outbox);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.flush();
@@ -60,6 +154,7 @@ export class PortLink<Inbound, Outbound> {
 
   readonly #portOnMessage = (event: MessageEvent): void => {
     if (this.#closed) return;
-    for (const envelope of unpackBatch(event.data as Uint8Array)) this.#receive(envelope as Inbound);
+    const batch = unpackBatch(event.data as Uint8Array);
+    for (let i = 0; i + 1 < batch.length; i += 2) this.#receive(batch[i] as number, batch[i + 1] as Inbound);
   };
 }

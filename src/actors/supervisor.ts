@@ -6,8 +6,9 @@
 import type { MemoryBackplane } from '../backplane/memory_backplane.ts';
 import { CloseCode, ProtocolError } from '../protocol/close_codes.ts';
 import type { ClientMessage } from '../protocol/messages.ts';
-import type { ChannelSettings, ChannelStats, SpawnTask } from './envelopes.ts';
+import type { ChannelInbound, ChannelOutbound, ChannelSettings, ChannelStats, SpawnTask } from './envelopes.ts';
 import { ChannelRef, type Member } from './channel_ref.ts';
+import { ThreadLink } from './port_link.ts';
 
 /** How a channel's task ended; `unavailable`: its document could not be loaded from the store. */
 export type ChannelEnd = 'stopped' | 'crashed' | 'unavailable';
@@ -49,6 +50,12 @@ export class Supervisor {
   readonly #refusedUntil = new Map<string, number>();
   /** Threads already told to terminate, so a hung worker is terminated once. */
   readonly #terminated = new Set<number>();
+  /** Names this supervisor's thread links to the hosts (several may share a thread in-process). */
+  readonly #id = crypto.randomUUID();
+  /** Spawn id → the ref it runs for: how envelopes on a thread link find their channel. */
+  readonly #spawns = new Map<number, ChannelRef>();
+  #nextSpawn = 1;
+  readonly #threadLinks = new Set<ThreadLink<ChannelOutbound, ChannelInbound>>();
   #heartbeatSeq = 0;
   #lastHeartbeat = 0;
   #closed = false;
@@ -65,6 +72,11 @@ export class Supervisor {
 
   channels(): IterableIterator<ChannelRef> {
     return this.#channels.values();
+  }
+
+  /** Thread links open: one per worker thread hosting this supervisor's channels. */
+  get threadLinkCount(): number {
+    return this.#threadLinks.size;
   }
 
   channel(codespace: string): ChannelRef | undefined {
@@ -134,24 +146,44 @@ export class Supervisor {
     this.#closed = true;
     for (const ref of [...this.#channels.values()]) this.#stopChannel(ref);
     await Promise.allSettled([...this.#stopping.values()]);
+    for (const link of this.#threadLinks) link.close();
+    this.#threadLinks.clear();
     await this.#options.placement.close();
   }
 
   #spawn(codespace: string): ChannelRef {
     const { port1, port2 } = new MessageChannel();
-    const ref = new ChannelRef(codespace, port1, this.#options.store, {
+    const ref = new ChannelRef(codespace, this.#nextSpawn++, port1, this.#options.store, {
       channelReady: () => {},
       storeConflict: (conflicted, message) => this.#options.log('store_conflict', { codespace: conflicted.codespace, message }),
       channelStats: (reporting, stats) => this.#options.onChannelStats?.(reporting.thread, stats),
       fannedOut: (seconds) => this.#options.onFanOut?.(seconds),
+      threadLinkOffered: (port) => this.#takeThreadLink(port),
     }, Date.now());
     this.#channels.set(codespace, ref);
+    this.#spawns.set(ref.spawn, ref);
     this.#run(ref, port2);
     return ref;
   }
 
+  #takeThreadLink(port: MessagePort): void {
+    const link: ThreadLink<ChannelOutbound, ChannelInbound> = new ThreadLink<ChannelOutbound, ChannelInbound>(
+      port,
+      (spawn, envelope) => this.#spawns.get(spawn)?.receiveVia(link, envelope),
+      () => this.#threadLinks.delete(link),
+    );
+    this.#threadLinks.add(link);
+  }
+
+  /** The ref will hear nothing more from its actor: it leaves the registry and the spawn routes. */
+  #detach(ref: ChannelRef): void {
+    ref.detach();
+    this.#spawns.delete(ref.spawn);
+    if (this.#channels.get(ref.codespace) === ref) this.#channels.delete(ref.codespace);
+  }
+
   #run(ref: ChannelRef, port: MessagePort): void {
-    const task: SpawnTask = { codespace: ref.codespace, port, settings: this.#options.settings };
+    const task: SpawnTask = { codespace: ref.codespace, port, spawn: ref.spawn, supervisor: this.#id, settings: this.#options.settings };
     const previous = this.#stopping.get(ref.codespace);
     const started = previous ? previous.then(() => this.#options.placement.spawn(task)) : this.#options.placement.spawn(task);
     started.then(
@@ -176,22 +208,19 @@ export class Supervisor {
     ref.markEnded();
     if (end === 'stopped' || wasStopping || this.#closed) {
       this.#restartTimes.delete(ref.codespace);
-      ref.detach();
-      if (this.#channels.get(ref.codespace) === ref) this.#channels.delete(ref.codespace);
+      this.#detach(ref);
       return;
     }
     if (end === 'unavailable') {
       // Not the channel's fault and not counted against its budget: its clients retry later.
       this.#options.log('channel_unavailable', { codespace: ref.codespace, members: ref.size });
       ref.closeMembers(CloseCode.storeUnavailable);
-      ref.detach();
-      if (this.#channels.get(ref.codespace) === ref) this.#channels.delete(ref.codespace);
+      this.#detach(ref);
       return;
     }
     this.#options.log('channel_crashed', { codespace: ref.codespace, why, members: ref.size });
     if (ref.size === 0 || this.#channels.get(ref.codespace) !== ref) {
-      ref.detach();
-      if (this.#channels.get(ref.codespace) === ref) this.#channels.delete(ref.codespace);
+      this.#detach(ref);
       return;
     }
     if (!this.#withinRestartBudget(ref.codespace)) {
@@ -199,8 +228,7 @@ export class Supervisor {
       this.#refusedUntil.set(ref.codespace, Date.now() + this.#options.restartCooldownMs);
       this.#restartTimes.delete(ref.codespace);
       ref.closeMembers(CloseCode.channelFailed);
-      ref.detach();
-      this.#channels.delete(ref.codespace);
+      this.#detach(ref);
       return;
     }
     ref.restarts++;
@@ -211,7 +239,9 @@ export class Supervisor {
     this.#options.log('channel_restarted', { codespace: ref.codespace, restarts: ref.restarts, members: ref.size, delayMs, why });
     const { port1, port2 } = new MessageChannel();
     // Members get `resync` once the new actor has loaded; what they send meanwhile waits in the port.
-    ref.restartOn(port1);
+    this.#spawns.delete(ref.spawn);
+    ref.restartOn(port1, this.#nextSpawn++);
+    this.#spawns.set(ref.spawn, ref);
     if (delayMs === 0) this.#run(ref, port2);
     else setTimeout(() => (this.#closed ? port2.close() : this.#run(ref, port2)), delayMs);
   }

@@ -8,7 +8,7 @@ import { isMainThread, threadId } from 'node:worker_threads';
 import { Channel, type ChannelMessage } from '../actors/channel.ts';
 import type { BackplaneSettings, ChannelInbound, ChannelOutbound, ChannelSettings, SpawnTask } from '../actors/envelopes.ts';
 import { Mailbox } from '../actors/mailbox.ts';
-import { PortLink } from '../actors/port_link.ts';
+import { PortLink, ThreadLink } from '../actors/port_link.ts';
 import type { Backplane, RemoteEvent } from '../backplane/backplane.ts';
 import { PortBackplane } from '../backplane/port_backplane.ts';
 import { RedisBackplane } from '../backplane/redis_backplane.ts';
@@ -58,6 +58,44 @@ function touchEveryMs(settings: ChannelSettings, codespace: string): number {
   return ttlS > 0 ? Math.max(50, Math.floor((ttlS * 1000) / 3)) : 3_600_000;
 }
 
+/** Where a channel's envelopes from its thread's link go: held until its own port says `switch`. */
+interface Route {
+  switched: boolean;
+  early: ChannelInbound[];
+  receive: (envelope: ChannelInbound) => void;
+}
+
+/**
+ * This thread's end of one supervisor's thread link, shared by the channels it runs here; made
+ * for the first of them (and offered on its port), closed when the last one ends.
+ */
+class HostLink {
+  readonly link: ThreadLink<ChannelInbound, ChannelOutbound>;
+  readonly routes = new Map<number, Route>();
+
+  constructor(offerOn: PortLink<ChannelInbound, ChannelOutbound>) {
+    const { port1, port2 } = new MessageChannel();
+    this.link = new ThreadLink<ChannelInbound, ChannelOutbound>(port1, (spawn, envelope) => {
+      const route = this.routes.get(spawn);
+      if (!route) return;
+      if (route.switched) route.receive(envelope);
+      else route.early.push(envelope);
+    });
+    offerOn.offer(port2);
+  }
+}
+
+const hostLinks = new Map<string, HostLink>();
+
+function hostLinkFor(supervisor: string, offerOn: PortLink<ChannelInbound, ChannelOutbound>): HostLink {
+  let host = hostLinks.get(supervisor);
+  if (!host || host.link.closed) {
+    host = new HostLink(offerOn);
+    hostLinks.set(supervisor, host);
+  }
+  return host;
+}
+
 /** Subscribes, then loads (so nothing published in between is missed), retrying while the store is away. */
 async function openDocument(backplane: Backplane, task: SpawnTask, onRemote: (event: RemoteEvent) => void): Promise<TextDoc | null> {
   const patienceMs = task.settings.backplane.kind === 'redis' ? Math.max(5_000, 3 * task.settings.backplane.timeoutMs) : 0;
@@ -88,18 +126,35 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
     else early.push(message);
   }
 
-  const link = new PortLink<ChannelInbound, ChannelOutbound>(task.port, function hostOnEnvelope(envelope) {
+  function receive(envelope: ChannelInbound): void {
+    if (envelope.type === 'switch') return;
     if (envelope.type === 'store_reply') return portBackplane?.receiveReply(envelope.id, envelope.doc, envelope.error);
     deliver(envelope);
+  }
+  const route: Route = { switched: false, early: [], receive };
+  const own = new PortLink<ChannelInbound, ChannelOutbound>(task.port, function hostOnOwnPort(envelope) {
+    if (envelope.type !== 'switch') return receive(envelope);
+    route.switched = true;
+    for (const early of route.early.splice(0)) receive(early);
   });
-  const portBackplane = task.settings.backplane.kind === 'memory' ? new PortBackplane((envelope) => link.send(envelope)) : null;
+  const host = hostLinkFor(task.supervisor, own);
+  host.routes.set(task.spawn, route);
+  const send = (envelope: ChannelOutbound): void => host.link.send(task.spawn, envelope);
+  const portBackplane = task.settings.backplane.kind === 'memory' ? new PortBackplane(send) : null;
   const backplane: Backplane = portBackplane ?? redisBackplaneFor(task.settings.backplane as Extract<BackplaneSettings, { kind: 'redis' }>, task.settings.history);
 
   function end(how: ChannelEnd, message?: string): void {
     clearInterval(ticker);
     backplane.unsubscribe(task.codespace);
-    if (how === 'crashed') link.send({ type: 'crashed', message: message ?? 'unknown error' });
-    link.close();
+    if (how === 'crashed') send({ type: 'crashed', message: message ?? 'unknown error' });
+    host.routes.delete(task.spawn);
+    // What this channel said leaves before its task settles (a snapshot before the next load).
+    if (host.routes.size > 0) host.link.flush();
+    else {
+      host.link.close();
+      if (hostLinks.get(task.supervisor) === host) hostLinks.delete(task.supervisor);
+    }
+    own.close();
     settle(how);
   }
 
@@ -117,7 +172,7 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
       backplane,
       settings: task.settings,
       send: function channelSend(envelope) {
-        link.send(envelope);
+        send(envelope);
         if (envelope.type === 'stopped') end('stopped');
       },
       snapshotEvery: Math.max(100, Math.floor(task.settings.history / 2)),
@@ -134,7 +189,7 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
       mailbox?.post({ type: 'tick', now: Date.now() });
     }, tickMs);
     ticker.unref?.();
-    link.send({ type: 'ready', version: doc.version, thread: threadId });
+    send({ type: 'ready', version: doc.version, thread: threadId });
     for (const message of early.splice(0)) mailbox.post(message);
   } catch (error) {
     end('crashed', error instanceof Error ? error.message : String(error));

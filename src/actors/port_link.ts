@@ -24,45 +24,22 @@ function isThreadLinkOffer(data: unknown): data is ThreadLinkOffer {
   return typeof data === 'object' && data !== null && 'threadLink' in data;
 }
 
-function post(port: MessagePort, batch: unknown[]): void {
-  const bytes = packBatch(batch);
-  // A small batch is cheaper to copy than to transfer (detaching and re-wrapping the buffer cost
-  // more than copying a few hundred bytes: ~10 µs less CPU per round trip between two threads
-  // on the benchmark machine); a large one (a snapshot's text) is transferred.
-  if (bytes.byteLength <= TRANSFER_ABOVE_BYTES) port.postMessage(bytes);
-  else port.postMessage(bytes, [bytes.buffer]);
-}
-
-export class PortLink<Inbound, Outbound> {
-  readonly #port: MessagePort;
-  readonly #receive: (envelope: Inbound) => void;
-  readonly #offered: ((port: MessagePort) => void) | undefined;
-  #outbox: Outbound[] = [];
+/** What both kinds of link do alike: what is sent in one turn leaves in one post at its end. */
+class Outbox {
+  readonly port: MessagePort;
+  #items: unknown[] = [];
   #flushScheduled = false;
-  #closed = false;
+  closed = false;
 
-  /** `offered`: takes a thread link posted on this port (the main thread's side). */
-  constructor(port: MessagePort, receive: (envelope: Inbound) => void, offered?: (port: MessagePort) => void) {
-    this.#port = port;
-    this.#receive = receive;
-    this.#offered = offered;
-    this.#port.addEventListener('message', this.#portOnMessage);
-    this.#port.start();
+  constructor(port: MessagePort) {
+    this.port = port;
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  /** Posts a thread link on this port, outside the batches (a port cannot be msgpack-encoded). */
-  offer(threadLink: MessagePort): void {
-    const offer: ThreadLinkOffer = { threadLink };
-    this.#port.postMessage(offer, [threadLink]);
-  }
-
-  send(envelope: Outbound): void {
-    if (this.#closed) return;
-    this.#outbox.push(envelope);
+  /** One item, or two (a thread link's id and envelope): no rest array on the hot path. */
+  add(first: unknown, second?: unknown, pair = false): void {
+    if (this.closed) return;
+    this.#items.push(first);
+    if (pair) this.#items.push(second);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(this.#flushOnImmediate);
@@ -71,10 +48,56 @@ export class PortLink<Inbound, Outbound> {
 
   flush(): void {
     this.#flushScheduled = false;
-    if (this.#closed || this.#outbox.length === 0) return;
-    const outbox = this.#outbox;
-    this.#outbox = [];
-    post(this.#port, outbox);
+    if (this.closed || this.#items.length === 0) return;
+    const bytes = packBatch(this.#items);
+    this.#items = [];
+    // A small batch is cheaper to copy than to transfer (detaching and re-wrapping the buffer cost
+    // more than copying a few hundred bytes: ~10 µs less CPU per round trip between two threads
+    // on the benchmark machine); a large one (a snapshot's text) is transferred.
+    if (bytes.byteLength <= TRANSFER_ABOVE_BYTES) this.port.postMessage(bytes);
+    else this.port.postMessage(bytes, [bytes.buffer]);
+  }
+
+  /** Sends what is queued and stops listening; the caller closes the port. */
+  close(listener: (event: MessageEvent) => void): void {
+    this.flush();
+    this.closed = true;
+    this.port.removeEventListener('message', listener);
+  }
+
+  readonly #flushOnImmediate = (): void => this.flush();
+}
+
+export class PortLink<Inbound, Outbound> {
+  readonly #out: Outbox;
+  readonly #receive: (envelope: Inbound) => void;
+  readonly #offered: ((port: MessagePort) => void) | undefined;
+
+  /** `offered`: takes a thread link posted on this port (the main thread's side). */
+  constructor(port: MessagePort, receive: (envelope: Inbound) => void, offered?: (port: MessagePort) => void) {
+    this.#out = new Outbox(port);
+    this.#receive = receive;
+    this.#offered = offered;
+    port.addEventListener('message', this.#portOnMessage);
+    port.start();
+  }
+
+  get closed(): boolean {
+    return this.#out.closed;
+  }
+
+  /** Posts a thread link on this port, outside the batches (a port cannot be msgpack-encoded). */
+  offer(threadLink: MessagePort): void {
+    const offer: ThreadLinkOffer = { threadLink };
+    this.#out.port.postMessage(offer, [threadLink]);
+  }
+
+  send(envelope: Outbound): void {
+    this.#out.add(envelope);
+  }
+
+  flush(): void {
+    this.#out.flush();
   }
 
   /**
@@ -82,23 +105,20 @@ export class PortLink<Inbound, Outbound> {
    * taken: the other channels of that thread speak through it.
    */
   close(): void {
-    if (this.#closed) return;
-    this.flush();
-    this.#closed = true;
-    this.#port.removeEventListener('message', this.#portOnMessage);
+    if (this.#out.closed) return;
+    this.#out.close(this.#portOnMessage);
+    const port = this.#out.port;
     if (this.#offered) {
-      const port = this.#port as unknown as Parameters<typeof receiveMessageOnPort>[0];
-      for (let left = receiveMessageOnPort(port); left; left = receiveMessageOnPort(port)) {
+      const unread = port as unknown as Parameters<typeof receiveMessageOnPort>[0];
+      for (let left = receiveMessageOnPort(unread); left; left = receiveMessageOnPort(unread)) {
         if (isThreadLinkOffer(left.message)) this.#offered(left.message.threadLink);
       }
     }
-    this.#port.close();
+    port.close();
   }
 
-  readonly #flushOnImmediate = (): void => this.flush();
-
   readonly #portOnMessage = (event: MessageEvent): void => {
-    if (this.#closed) return;
+    if (this.#out.closed) return;
     if (isThreadLinkOffer(event.data)) return this.#offered?.(event.data.threadLink);
     for (const envelope of unpackBatch(event.data as Uint8Array)) this.#receive(envelope as Inbound);
   };
@@ -106,54 +126,38 @@ export class PortLink<Inbound, Outbound> {
 
 /** One port for many channels: each batch is [id, envelope, id, envelope, ...]. */
 export class ThreadLink<Inbound, Outbound> {
-  readonly #port: MessagePort;
+  readonly #out: Outbox;
   readonly #receive: (id: number, envelope: Inbound) => void;
-  #outbox: unknown[] = [];
-  #flushScheduled = false;
-  #closed = false;
 
   /** `ended`: the other side closed, or its thread died. */
   constructor(port: MessagePort, receive: (id: number, envelope: Inbound) => void, ended?: () => void) {
-    this.#port = port;
+    this.#out = new Outbox(port);
     this.#receive = receive;
-    this.#port.addEventListener('message', this.#portOnMessage);
-    if (ended) this.#port.addEventListener('close', ended, { once: true });
-    this.#port.start();
+    port.addEventListener('message', this.#portOnMessage);
+    if (ended) port.addEventListener('close', ended, { once: true });
+    port.start();
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#out.closed;
   }
 
   send(id: number, envelope: Outbound): void {
-    if (this.#closed) return;
-    this.#outbox.push(id, envelope);
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(this.#flushOnImmediate);
-    }
+    this.#out.add(id, envelope, true);
   }
 
   flush(): void {
-    this.#flushScheduled = false;
-    if (this.#closed || this.#outbox.length === 0) return;
-    const outbox = this.#outbox;
-    this.#outbox = [];
-    post(this.#port, outbox);
+    this.#out.flush();
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.flush();
-    this.#closed = true;
-    this.#port.removeEventListener('message', this.#portOnMessage);
-    this.#port.close();
+    if (this.#out.closed) return;
+    this.#out.close(this.#portOnMessage);
+    this.#out.port.close();
   }
 
-  readonly #flushOnImmediate = (): void => this.flush();
-
   readonly #portOnMessage = (event: MessageEvent): void => {
-    if (this.#closed) return;
+    if (this.#out.closed) return;
     const batch = unpackBatch(event.data as Uint8Array);
     for (let i = 0; i + 1 < batch.length; i += 2) this.#receive(batch[i] as number, batch[i + 1] as Inbound);
   };

@@ -28,6 +28,7 @@ const WARN_EVENTS = new Set([
   'shutdown_timeout',
   'instance_died',
   'accept_paused',
+  'descriptors_low',
 ]);
 const DEBUG_EVENTS = new Set(['peer_dead', 'join_refused']);
 

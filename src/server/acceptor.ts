@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCode } from '../protocol/close_codes.ts';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Codec } from '../protocol/messages.ts';
+import { DescriptorGuard, openFileLimit } from './descriptors.ts';
 import type { Hub } from './hub.ts';
 import { Session } from './session.ts';
 
@@ -23,6 +24,15 @@ const CODESPACE_PATH = /^\/codespace\/([^/]+)\/?$/;
  * for a moment and retry; open connections carry on.
  */
 const ACCEPT_PAUSE_MS = 500;
+
+/**
+ * Descriptors kept free for the server's own needs: a Redis reconnect, a token lookup, a worker
+ * replacing a dead one, the log, /healthz. Within this many of `ulimit -n` new WebSocket
+ * connections are answered 503 (and retry) until closing ones free FD_SLACK more. Without it a
+ * full table failed those from inside (EMFILE), and on Bun the accept loop spun on a core.
+ */
+const FD_RESERVE = 24;
+const FD_SLACK = 4;
 
 export interface UpgradeTarget {
   token: string;
@@ -66,6 +76,8 @@ export class Acceptor {
   /** The port listened on (the one chosen, for PORT=0), to listen again after a pause. */
   #port = 0;
   #relistenTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Null where the limit is unknown (not Linux) or too small to keep a reserve in. */
+  readonly #descriptors: DescriptorGuard | null;
 
   constructor(hub: Hub) {
     this.#hub = hub;
@@ -79,6 +91,8 @@ export class Acceptor {
       handleProtocols: chooseSubprotocol,
     });
     this.#http.on('upgrade', this.#httpOnUpgrade);
+    const limit = openFileLimit();
+    this.#descriptors = limit !== null && limit > 4 * FD_RESERVE ? new DescriptorGuard(limit, { reserve: FD_RESERVE, slack: FD_SLACK, minIntervalMs: 20 }) : null;
   }
 
   get connections(): number {
@@ -176,6 +190,18 @@ export class Acceptor {
     if (!this.#draining) this.#http.listen(this.#port, this.#hub.config.host);
   };
 
+  /** Within FD_RESERVE of the descriptor limit: true, and the connection is to be refused. */
+  #outOfDescriptors(): boolean {
+    if (!this.#descriptors) return false;
+    const wasRefusing = this.#descriptors.refusing;
+    const refuse = this.#descriptors.arrived(Date.now());
+    if (refuse !== wasRefusing) {
+      const fields = { fds: this.#descriptors.lastCount, limit: this.#descriptors.limit, reserve: FD_RESERVE, connections: this.#sessions.size };
+      this.#hub.log(refuse ? 'descriptors_low' : 'descriptors_recovered', fields);
+    }
+    return refuse;
+  }
+
   readonly #httpOnRequest = (request: IncomingMessage, response: ServerResponse): void => {
     const path = (request.url ?? '/').split('?')[0];
     if (path === '/metrics') {
@@ -201,7 +227,7 @@ export class Acceptor {
     if (!target) return refuseUpgrade(socket, 404, 'Not Found');
     if (this.#draining) return refuseUpgrade(socket, 503, 'Service Unavailable');
     const { maxConnections } = this.#hub.config;
-    if (maxConnections > 0 && this.#sessions.size >= maxConnections) {
+    if ((maxConnections > 0 && this.#sessions.size >= maxConnections) || this.#outOfDescriptors()) {
       return refuseUpgrade(socket, 503, 'Service Unavailable');
     }
     // Without verifyClient, ws completes the handshake synchronously, so the count above holds.

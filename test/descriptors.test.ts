@@ -9,8 +9,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, get, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
-import { SUBPROTOCOL_JSON } from '../src/protocol/messages.ts';
 import { startInstance, type Instance } from './support/instances.ts';
 import { startTestServer } from './support/server.ts';
 import { TestClient, waitFor } from './support/ws_client.ts';
@@ -305,22 +303,6 @@ async function roundTrip(server: Instance, codespace: string): Promise<void> {
 }
 
 /** A client that got `connected`, or how its attempt failed (it is closed then). */
-/** The HTTP status a WebSocket upgrade to `url` is refused with (101: accepted, then closed). */
-function upgradeStatus(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, SUBPROTOCOL_JSON);
-    socket.once('unexpected-response', (_request, response) => {
-      resolve(response.statusCode ?? 0);
-      socket.terminate();
-    });
-    socket.once('open', () => {
-      resolve(101);
-      socket.terminate();
-    });
-    socket.once('error', reject);
-  });
-}
-
 async function joinWithin(url: string, timeoutMs: number): Promise<TestClient | string> {
   const client = new TestClient(url);
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -420,7 +402,7 @@ describe.skipIf(process.platform !== 'linux')('descriptors', () => {
       expect(fdsAtLimit).toBeGreaterThanOrEqual(MAX_OPEN_FILES - 24 - 4);
       expect(fdsAtLimit).toBeLessThanOrEqual(MAX_OPEN_FILES - 24 + 4);
       expect(refusals[0]).toBe('HTTP N');
-      expect(await upgradeStatus(url)).toBe(503);
+      await expect(TestClient.open(url)).rejects.toThrow('HTTP 503');
       expect(await readyz(instance.port)).toMatchObject({ connections: open });
       expect(instance.logs.some((line) => line.event === 'descriptors_low')).toBe(true);
       expect(instance.process.exitCode).toBeNull();

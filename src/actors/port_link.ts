@@ -35,15 +35,23 @@ class Outbox {
     this.port = port;
   }
 
-  /** One item, or two (a thread link's id and envelope): no rest array on the hot path. */
-  add(first: unknown, second?: unknown, pair = false): void {
+  add(item: unknown): void {
     if (this.closed) return;
-    this.#items.push(first);
-    if (pair) this.#items.push(second);
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(this.#flushOnImmediate);
-    }
+    this.#items.push(item);
+    this.#scheduleFlush();
+  }
+
+  /** A thread link's id and envelope, side by side in the batch. */
+  addPair(id: number, envelope: unknown): void {
+    if (this.closed) return;
+    this.#items.push(id, envelope);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(this.#flushOnImmediate);
   }
 
   flush(): void {
@@ -143,7 +151,7 @@ export class ThreadLink<Inbound, Outbound> {
   }
 
   send(id: number, envelope: Outbound): void {
-    this.#out.add(id, envelope, true);
+    this.#out.addPair(id, envelope);
   }
 
   flush(): void {

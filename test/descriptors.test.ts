@@ -113,6 +113,8 @@ interface SlowApi {
   answeredAt: Map<string, number>;
   /** Token → when the server gave up its request before the whole answer reached it (every waiting client gone). */
   abandonedAt: Map<string, number>;
+  /** Token → when a response to it was over, answered or given up (whichever event came last). */
+  closedAt: Map<string, number>;
   release(token: string): void;
   /** True when no connection from the server's fetch pool is open. */
   idle(): Promise<boolean>;
@@ -123,6 +125,7 @@ async function startSlowApi(): Promise<SlowApi> {
   const requestedAt = new Map<string, number>();
   const answeredAt = new Map<string, number>();
   const abandonedAt = new Map<string, number>();
+  const closedAt = new Map<string, number>();
   const released = new Set<string>();
   const held = new Map<string, (() => void)[]>();
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
@@ -133,6 +136,7 @@ async function startSlowApi(): Promise<SlowApi> {
     // Given up also when the server went while the answer was on its way (its `end` never finished).
     response.on('close', () => {
       if (!response.writableFinished) abandonedAt.set(token, Date.now());
+      closedAt.set(token, Date.now());
     });
     const answer = (): void => {
       if (answered) return;
@@ -154,6 +158,7 @@ async function startSlowApi(): Promise<SlowApi> {
     requestedAt,
     answeredAt,
     abandonedAt,
+    closedAt,
     release(token) {
       released.add(token);
       for (const answer of held.get(token) ?? []) answer();
@@ -363,7 +368,7 @@ describe.skipIf(process.platform !== 'linux')('descriptors', () => {
       // went, and the server then gave its request up rather than keep a socket to the API.
       const tokens = [...during.vanishedAt.keys()];
       const asked = (token: string): boolean => api!.requestedAt.has(token);
-      const unended = (): string[] => tokens.filter((token) => asked(token) && !api!.abandonedAt.has(token) && !api!.answeredAt.has(token));
+      const unended = (): string[] => tokens.filter((token) => asked(token) && !api!.closedAt.has(token) && !api!.answeredAt.has(token));
       await waitFor(() => unended().length === 0, 10_000, 'every lookup the API was asked ended')
         .catch((error: Error) => { throw new Error(`${error.message}: ${unended().length} still open, e.g. ${unended().slice(0, 3).join(', ')}`); });
       // (A lookup may be given up a moment before the test marks its block gone: a client the

@@ -1,7 +1,9 @@
 /** The worker bundle on Node: built once, loadable, and old bundles cleared away. */
 import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
+import { workerExecArgv } from '../src/workers/pool.ts';
 import { channelHostEntry } from '../src/workers/worker_bundle.ts';
 
 const CACHE_DIR = fileURLToPath(new URL('../node_modules/.cache/codespace/', import.meta.url));
@@ -25,5 +27,21 @@ describe('channelHostEntry', () => {
     expect(existsSync(stale)).toBe(false);
     expect(existsSync(recent)).toBe(true);
     rmSync(recent);
+  });
+
+  it.runIf(onNode)('is loaded by import() in the workers, never by require(esm) (which aborted a process once on Node 20)', async () => {
+    const entry = fileURLToPath(channelHostEntry());
+    // What piscina does first: `require(filename)`. In a pool's worker it must throw at once.
+    const code = `const { parentPort, workerData } = require('node:worker_threads');
+      try { require(workerData); parentPort.postMessage('required'); } catch (error) { parentPort.postMessage(error.code); }`;
+    const worker = new Worker(code, { eval: true, workerData: entry, execArgv: workerExecArgv() });
+    const answer = await new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    expect(answer).toBe('ERR_REQUIRE_ESM');
+    // A flag of main's own about require(esm) is left as it is.
+    expect(workerExecArgv(['--experimental-require-module'])).toEqual(['--experimental-require-module']);
   });
 });

@@ -25,21 +25,37 @@ const fewestChannels: LoadBalancer = (_task, workers) => {
 };
 
 /**
+ * Workers load their entry by `import()`, never by `require()`. piscina tries `require` first,
+ * and Node 20's require(esm) aborted a whole test process once ("FATAL ERROR:
+ * v8::Module::IsGraphAsync must be used on an instantiated module", from piscina's `require` of
+ * the bundle). With it off, that `require` throws ERR_REQUIRE_ESM at once and piscina imports.
+ */
+const NO_REQUIRE_ESM = '--no-experimental-require-module';
+
+/**
  * main's Node flags for its workers: without the TypeScript loader (`--import tsx`,
  * `--import=tsx`, `--loader tsx`), and without those a worker refuses (V8 and process-wide
  * flags such as `--max-old-space-size` or `--trace-gc`: they already apply to the whole process,
- * and passing them makes `new Worker` throw ERR_WORKER_INVALID_EXEC_ARGV).
+ * and passing them makes `new Worker` throw ERR_WORKER_INVALID_EXEC_ARGV). On Node, with
+ * NO_REQUIRE_ESM unless main's flags say otherwise about require(esm).
  */
 export function workerExecArgv(execArgv: readonly string[] = process.execArgv): string[] {
-  const flags: string[] = [];
+  let flags: string[] = [];
   for (let i = 0; i < execArgv.length; i++) {
     const flag = execArgv[i];
     if ((flag === '--import' || flag === '--loader' || flag === '--require') && /tsx/.test(execArgv[i + 1] ?? '')) i++;
     else if (!/^--(import|loader|require)=.*tsx/.test(flag)) flags.push(flag);
   }
-  if (flags.length === 0 || !isMainThread) return flags;
-  const refused = refusedByWorkers(flags);
-  return refused.size === 0 ? flags : flags.filter((flag) => !refused.has(flag));
+  if (flags.length > 0 && isMainThread) {
+    const refused = refusedByWorkers(flags);
+    if (refused.size > 0) flags = flags.filter((flag) => !refused.has(flag));
+  }
+  const runtimes = globalThis as { Bun?: unknown; Deno?: unknown };
+  const onNode = !runtimes.Bun && !runtimes.Deno;
+  if (onNode && process.allowedNodeEnvironmentFlags.has(NO_REQUIRE_ESM) && !flags.some((flag) => flag.includes('require-module'))) {
+    flags.push(NO_REQUIRE_ESM);
+  }
+  return flags;
 }
 
 /** The flags `new Worker` names as invalid, found by a trial worker that is ended at once. */

@@ -113,7 +113,7 @@ interface SlowApi {
   answeredAt: Map<string, number>;
   /** Token → when the server gave up its request before the whole answer reached it (every waiting client gone). */
   abandonedAt: Map<string, number>;
-  /** Token → when a response to it was over, answered or given up (whichever event came last). */
+  /** Token → when a response to it closed, after its answer or without one. */
   closedAt: Map<string, number>;
   release(token: string): void;
   /** True when no connection from the server's fetch pool is open. */

@@ -4,13 +4,12 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { workerExecArgv } from '../src/workers/pool.ts';
-import { channelHostEntry } from '../src/workers/worker_bundle.ts';
+import { channelHostEntry, onNode } from '../src/workers/worker_bundle.ts';
 
 const CACHE_DIR = fileURLToPath(new URL('../node_modules/.cache/codespace/', import.meta.url));
-const onNode = !(globalThis as { Bun?: unknown }).Bun;
 
 describe('channelHostEntry', () => {
-  it.runIf(onNode)('bundles the channel host into plain JavaScript and removes bundles untouched for a day', async () => {
+  it.runIf(onNode())('bundles the channel host into plain JavaScript and removes bundles untouched for a day', async () => {
     mkdirSync(CACHE_DIR, { recursive: true });
     const stale = `${CACHE_DIR}channel_host-00000000dead0000.mjs`;
     const recent = `${CACHE_DIR}channel_host-00000000beef0000.mjs`;
@@ -29,7 +28,7 @@ describe('channelHostEntry', () => {
     rmSync(recent);
   });
 
-  it.runIf(onNode)('is loaded by import() in the workers, never by require(esm) (which aborted a process once on Node 20)', async () => {
+  it.runIf(onNode())('is loaded by import() in the workers, never by require(esm) (which aborted a process once on Node 20)', async () => {
     const entry = fileURLToPath(channelHostEntry());
     // What piscina does first: `require(filename)`. In a pool's worker it must throw at once.
     const code = `const { parentPort, workerData } = require('node:worker_threads');

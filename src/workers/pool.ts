@@ -8,7 +8,7 @@ import { Piscina } from 'piscina';
 type LoadBalancer = NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer'] & {};
 import type { SpawnTask } from '../actors/envelopes.ts';
 import type { ChannelEnd } from '../actors/supervisor.ts';
-import { channelHostEntry } from './worker_bundle.ts';
+import { channelHostEntry, onNode } from './worker_bundle.ts';
 
 /**
  * Spreads channels by how many each worker already hosts. (piscina's default balancer takes the
@@ -50,9 +50,7 @@ export function workerExecArgv(execArgv: readonly string[] = process.execArgv): 
     const refused = refusedByWorkers(flags);
     if (refused.size > 0) flags = flags.filter((flag) => !refused.has(flag));
   }
-  const runtimes = globalThis as { Bun?: unknown; Deno?: unknown };
-  const onNode = !runtimes.Bun && !runtimes.Deno;
-  if (onNode && process.allowedNodeEnvironmentFlags.has(NO_REQUIRE_ESM) && !flags.some((flag) => flag.includes('require-module'))) {
+  if (onNode() && process.allowedNodeEnvironmentFlags.has(NO_REQUIRE_ESM) && !flags.some((flag) => flag.includes('require-module'))) {
     flags.push(NO_REQUIRE_ESM);
   }
   return flags;

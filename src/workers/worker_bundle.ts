@@ -21,10 +21,15 @@ interface EsbuildApi {
 
 let cached: string | null = null;
 
+/** True on Node itself, false on Bun and Deno (which load TypeScript and speak Node's APIs). */
+export function onNode(): boolean {
+  const runtimes = globalThis as { Bun?: unknown; Deno?: unknown };
+  return !runtimes.Bun && !runtimes.Deno;
+}
+
 /** The URL a worker is started from; `log` hears why the bundle could not be made. */
 export function channelHostEntry(log: (event: string, fields: Record<string, unknown>) => void = () => {}): string {
-  const runtimes = globalThis as { Bun?: unknown; Deno?: unknown };
-  if (runtimes.Bun || runtimes.Deno) return HOST_SOURCE.href;
+  if (!onNode()) return HOST_SOURCE.href;
   if (cached) return cached;
   try {
     const esbuild = createRequire(import.meta.url)('esbuild') as EsbuildApi;

@@ -3,23 +3,40 @@ RUNTIME ?= node
 ARGS ?=
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: run stress test test-bun install tools typecheck bench clean
+.PHONY: run stress test test-bun install build tools typecheck bench clean
 
 $(NODE_MODULES_STAMP): package.json
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 
 install: $(NODE_MODULES_STAMP)
 
-run: install
+# dist/ (scripts/build.mjs): rebuilt only when a source changed, and then incrementally (tsc
+# recompiles what changed); every runtime runs the same built JavaScript, as the package does.
+BUILD_STAMP := dist/.built
+$(BUILD_STAMP): $(NODE_MODULES_STAMP) $(shell find src -name '*.ts') scripts/build.mjs tsconfig.json tsconfig.build.json
+	node scripts/build.mjs
+	@touch $@
+
+build: $(BUILD_STAMP)
+
+# Deno: the permissions the server needs (sockets, settings, its files, os stats; write and ffi
+# for a data directory), nothing more.
+DENO_RUN := ./node_modules/.bin/deno run --allow-net --allow-env --allow-read --allow-write --allow-sys --allow-ffi
+
+run: build
 ifeq ($(RUNTIME),bun)
-	./node_modules/.bin/bun src/main.ts $(ARGS)
+	./node_modules/.bin/bun dist/main.js $(ARGS)
+else ifeq ($(RUNTIME),deno)
+	$(DENO_RUN) dist/main.js $(ARGS)
+else ifeq ($(RUNTIME),node)
+	node dist/main.js $(ARGS)
 else
-	node --import tsx src/main.ts $(ARGS)
+	$(error RUNTIME must be node, bun or deno, not '$(RUNTIME)')
 endif
 
 # Stress a running server: make stress ARGS="--url ws://127.0.0.1:8080 --channels 10 --fault throw:3@4" (--help for all).
-stress: install
-	node --import tsx src/stress/stress.ts $(ARGS)
+stress: build
+	node dist/stress/stress.js $(ARGS)
 
 typecheck: install
 	./node_modules/.bin/tsc -p tsconfig.json
@@ -41,4 +58,4 @@ bench: install
 	timeout 900 node --import tsx bench/run.ts $(ARGS)
 
 clean:
-	rm -rf node_modules .test-artifacts
+	rm -rf node_modules dist .test-artifacts

@@ -9,8 +9,9 @@ import { TestClient } from './support/ws_client.ts';
 
 const RUNTIMES: Record<string, string[]> = {
   // When the suite itself runs on Bun, process.execPath is Bun: name Node by its command.
-  node: [(globalThis as { Bun?: unknown }).Bun ? 'node' : process.execPath, '--import', 'tsx', 'src/main.ts'],
-  bun: ['node_modules/.bin/bun', 'src/main.ts'],
+  // The built JavaScript, as `make run` and the package start it (vitest's globalSetup builds it).
+  node: [(globalThis as { Bun?: unknown }).Bun ? 'node' : process.execPath, 'dist/main.js'],
+  bun: ['node_modules/.bin/bun', 'dist/main.js'],
   // The Deno smoke run: `deno task start` from deno.json, Deno from the npm package `deno`.
   deno: ['node_modules/.bin/deno', 'task', '--quiet', 'start'],
 };
@@ -72,6 +73,34 @@ describe('main', () => {
     a.close();
     b.close();
   });
+
+  for (const runtime of ['bun', 'deno']) {
+    it(`make run RUNTIME=${runtime} runs on ${runtime}`, async () => {
+      // Its own process group: make does not pass SIGTERM on to the server it started.
+      const make = spawn('make', ['-s', 'run', `RUNTIME=${runtime}`], { env: { ...process.env, PORT: '0', WORKERS: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      try {
+        let out = '';
+        make.stderr!.on('data', (chunk) => (out += chunk));
+        const line = await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 25_000);
+          make.stdout!.on('data', (chunk) => {
+            out += chunk;
+            const match = /^codespace listening on .*$/m.exec(out);
+            if (match) {
+              clearTimeout(timer);
+              resolve(match[0]);
+            }
+          });
+          make.on('exit', (code) => reject(new Error(`make exited ${code}: ${out}`)));
+        });
+        expect(line).toMatch(new RegExp(`\\(1 worker, memory backplane, ${runtime} [0-9.]+\\)$`));
+      } finally {
+        const exited = once(make, 'exit');
+        process.kill(-make.pid!, 'SIGTERM');
+        await exited;
+      }
+    });
+  }
 
   it('names a bad setting and exits 2', async () => {
     const [command, ...rest] = RUNTIMES.node;

@@ -1,31 +1,35 @@
-/** The worker bundle on Node: built once, loadable, and old bundles cleared away. */
-import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+/** Which file a pool worker loads: built JavaScript on Node, never compiled at run time. */
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { workerExecArgv } from '../src/workers/pool.ts';
 import { channelHostEntry, onNode } from '../src/workers/worker_bundle.ts';
 
-const CACHE_DIR = fileURLToPath(new URL('../node_modules/.cache/codespace/', import.meta.url));
+const ROOT = new URL('..', import.meta.url);
 
 describe('channelHostEntry', () => {
-  it.runIf(onNode())('bundles the channel host into plain JavaScript and removes bundles untouched for a day', async () => {
-    mkdirSync(CACHE_DIR, { recursive: true });
-    const stale = `${CACHE_DIR}channel_host-00000000dead0000.mjs`;
-    const recent = `${CACHE_DIR}channel_host-00000000beef0000.mjs`;
-    for (const file of [stale, recent]) writeFileSync(file, 'export default null;\n');
-    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
-    utimesSync(stale, twoDaysAgo, twoDaysAgo);
-    const logged: string[] = [];
-    const entry = channelHostEntry((event) => logged.push(event));
-    expect(logged).toEqual([]);
-    expect(entry).toMatch(/\/node_modules\/\.cache\/codespace\/channel_host-[0-9a-f]{16}\.mjs$/);
-    // Plain JavaScript that Node loads without a TypeScript loader, exporting the task entry.
+  it('from dist/, loads the built host beside it, on every runtime', () => {
+    expect(channelHostEntry(new URL('dist/workers/worker_bundle.js', ROOT).href)).toBe(new URL('dist/workers/channel_host.js', ROOT).href);
+  });
+
+  it.runIf(onNode())('from the sources on Node, loads the host built into dist/ (plain JavaScript, exporting the task entry)', async () => {
+    const entry = channelHostEntry();
+    expect(entry).toBe(new URL('dist/workers/channel_host.js', ROOT).href);
     const loaded = (await import(entry)) as { default: unknown };
     expect(typeof loaded.default).toBe('function');
-    expect(existsSync(stale)).toBe(false);
-    expect(existsSync(recent)).toBe(true);
-    rmSync(recent);
+    // Nothing is written into node_modules at run time (an old version bundled into its .cache).
+    const cache = new URL('node_modules/.cache/', ROOT);
+    expect(existsSync(cache) ? readdirSync(cache).filter((name) => name.startsWith('codespace')) : []).toEqual([]);
+  });
+
+  it.runIf(onNode())('from the sources on Node without a build, says how to build', () => {
+    const elsewhere = new URL('file:///nonexistent/src/workers/worker_bundle.ts').href;
+    expect(() => channelHostEntry(elsewhere)).toThrow(/npm run build/);
+  });
+
+  it.runIf(!onNode())('from the sources on Bun and Deno, loads the TypeScript host as it is', () => {
+    expect(channelHostEntry()).toBe(new URL('src/workers/channel_host.ts', ROOT).href);
   });
 
   it.runIf(onNode())('is loaded by import() in the workers, never by require(esm) (which aborted a process once on Node 20)', async () => {

@@ -78,8 +78,8 @@ export class ChannelPool {
    */
   constructor(workers: number, maxOldMb = 0, log: (event: string, fields: Record<string, unknown>) => void = () => {}) {
     this.#pool = new Piscina({
-      filename: channelHostEntry(log),
-      // Workers load plain JavaScript (worker_bundle.ts): without main's `--import tsx`, no tsx
+      filename: channelHostEntry(),
+      // Workers load built JavaScript (worker_bundle.ts): without main's `--import tsx`, no tsx
       // loader (and no esbuild service process of its own) in every worker.
       execArgv: workerExecArgv(),
       minThreads: workers,

@@ -1,7 +1,7 @@
 /** The client SDK against a real server: convergence through disconnects, resume and resync. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { connect, type WebSocketConstructor } from '../src/client/client.ts';
+import { WebSocket, WebSocketServer } from 'ws';
+import { connect, type CodespaceClient, type WebSocketConstructor } from '../src/client/client.ts';
 import { CloseCode } from '../src/protocol/close_codes.ts';
 import { editLocal, openTracked, sawEveryVersionOnce, settle, storm, totalAcks, type Tracked } from './support/sdk_storm.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
@@ -230,3 +230,154 @@ describe('CodespaceClient with an application listener that throws', () => {
     client.close();
   });
 });
+
+describe('CodespaceClient: where it connects, with which key, and when it gives up', () => {
+  let fake: Awaited<ReturnType<typeof fakeServer>> | null = null;
+  afterEach(async () => {
+    await fake?.close();
+    fake = null;
+  });
+
+  /** Resolves with the client's first error, or with its `closed` state if that comes first. */
+  function finalError(client: CodespaceClient): Promise<{ code: string; message: string; state: string }> {
+    return new Promise((resolve) => {
+      client.on('error', (error) => resolve({ code: error.code, message: error.message, state: client.state }));
+    });
+  }
+
+  it('takes the full ws://host:port/codespace/<token>/ URL the server prints, and edits through it', async () => {
+    server = await startTestServer();
+    const tracked = await openTracked(`${server.url}/codespace/tmp-sdk-full-url/`, 'tmp-sdk-full-url');
+    clients.push(tracked);
+    const bare = connect(`${server.url}/codespace/tmp-sdk-full-url/`, { WebSocket: WebSocket as unknown as WebSocketConstructor });
+    await waitFor(() => bare.state === 'open', 5000, 'the client given only the full URL is open');
+    editLocal(tracked, [{ from: 0, to: 0, insert: 'full' }]);
+    await waitFor(() => bare.text === 'full', 5000, 'the edit reached the other client');
+    expect(server.hub.supervisor.channel('tmp-sdk-full-url')).toBeTruthy();
+    bare.close();
+  });
+
+  it('sends a client key on every connection and keeps it across reconnects; another client has another', async () => {
+    const urls: string[] = [];
+    fake = await fakeServer((socket, url) => {
+      urls.push(url);
+      socket.send(welcome(3, 'abc'));
+      // The first connection of each client is dropped, as a restarting server would.
+      if (urls.filter((each) => clientKeyOf(each) === clientKeyOf(url)).length === 1) setTimeout(() => socket.close(1001, 'restart'), 20);
+    });
+    const a = connect(fake.url, 'tmp-fake', { WebSocket: WebSocket as unknown as WebSocketConstructor, minReconnectDelayMs: 10 });
+    const b = connect(`${fake.url}/codespace/tmp-fake/`, { WebSocket: WebSocket as unknown as WebSocketConstructor, minReconnectDelayMs: 10 });
+    await waitFor(() => a.reconnects >= 1 && b.reconnects >= 1 && a.state === 'open' && b.state === 'open', 5000, 'both reconnected');
+    const keys = urls.map(clientKeyOf);
+    expect(keys.every((key) => /^[A-Za-z0-9_-]{16,64}$/.test(key ?? ''))).toBe(true);
+    expect(new Set(keys).size).toBe(2);
+    // The reconnect resumes, with the same key.
+    const resumes = urls.filter((url) => url.includes('version=3'));
+    expect(resumes.length).toBe(2);
+    expect(new Set(resumes.map(clientKeyOf))).toEqual(new Set(keys));
+    a.close();
+    b.close();
+  });
+
+  it('takes a client key of its own, and refuses a malformed one', () => {
+    expect(() => connect('ws://127.0.0.1:1', 'tmp-x', { WebSocket: WebSocket as unknown as WebSocketConstructor, clientKey: 'short' })).toThrow(/clientKey/);
+    const urls: string[] = [];
+    class Recorder {
+      binaryType = '';
+      readyState = 0;
+      onopen = null;
+      onmessage = null;
+      onclose = null;
+      onerror = null;
+      constructor(url: string) {
+        urls.push(url);
+      }
+      send(): void {}
+      close(): void {}
+    }
+    const client = connect('ws://127.0.0.1:1', 'tmp-x', { WebSocket: Recorder as unknown as WebSocketConstructor, clientKey: 'k'.repeat(20) });
+    expect(new URL(urls[0]).searchParams.get('client')).toBe('k'.repeat(20));
+    client.close();
+  });
+
+  it('resumes naming the epoch of its version, and starts over from a full connected of another epoch', async () => {
+    const urls: string[] = [];
+    fake = await fakeServer((socket, url) => {
+      urls.push(url);
+      const epoch = urls.length === 1 ? 'e1' : 'e2';
+      // The second history is behind and different: the client must take it, not ask for changes.
+      socket.send(JSON.stringify({ operation: 'connected', data: { id: 'me', mode: 'edit', codespace: 'tmp-fake', version: urls.length === 1 ? 5 : 9, epoch, code: urls.length === 1 ? 'old' : 'new history', peers: [] } }));
+      if (urls.length === 1) setTimeout(() => socket.close(1001, 'restart'), 20);
+    });
+    const client = connect(fake.url, 'tmp-fake', { WebSocket: WebSocket as unknown as WebSocketConstructor, minReconnectDelayMs: 10 });
+    await waitFor(() => client.text === 'new history', 5000, 'the new history taken');
+    expect(new URL(urls[1], 'ws://localhost').searchParams.get('epoch')).toBe('e1');
+    expect(new URL(urls[1], 'ws://localhost').searchParams.get('version')).toBe('5');
+    expect(client.version).toBe(9);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(urls.length).toBe(2);
+    client.close();
+  });
+
+  for (const code of [4401, 4404, 4400]) {
+    it(`ends with an error event and no more reconnects on ${code}`, async () => {
+      let connections = 0;
+      fake = await fakeServer((socket) => {
+        connections++;
+        socket.close(code, 'refused');
+      });
+      const client = connect(fake.url, 'tmp-fake', { WebSocket: WebSocket as unknown as WebSocketConstructor, minReconnectDelayMs: 5, maxReconnectDelayMs: 10 });
+      expect(await finalError(client)).toMatchObject({ code: 'closed', state: 'closed' });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(connections).toBe(1);
+    });
+  }
+
+  for (const code of [1013, 4500]) {
+    it(`backs off and comes back after ${code}`, async () => {
+      let connections = 0;
+      fake = await fakeServer((socket) => {
+        if (++connections < 3) return socket.close(code, 'later');
+        socket.send(welcome(0, 'abc'));
+      });
+      const client = connect(fake.url, 'tmp-fake', { WebSocket: WebSocket as unknown as WebSocketConstructor, minReconnectDelayMs: 5, maxReconnectDelayMs: 20 });
+      await waitFor(() => client.state === 'open', 5000, 'open after two refusals');
+      expect(client.text).toBe('abc');
+      client.close();
+    });
+  }
+
+  for (const [url, token] of [['not a url', 'tmp-x'], ['ftp://127.0.0.1:1', 'tmp-x'], ['ws://127.0.0.1:1', undefined], ['ws://127.0.0.1:1/codespace/tmp-a/', 'tmp-b']] as const) {
+    it(`ends with a bad_url error, having opened nothing, for ${JSON.stringify(url)} with token ${token}`, async () => {
+      let constructed = 0;
+      class Counter {
+        constructor() {
+          constructed++;
+          throw new Error('no socket may be opened');
+        }
+      }
+      const options = { WebSocket: Counter as unknown as WebSocketConstructor };
+      const client = token === undefined ? connect(url, options) : connect(url, token, options);
+      expect(await finalError(client)).toMatchObject({ code: 'bad_url', state: 'closed' });
+      expect(constructed).toBe(0);
+    });
+  }
+
+  it('ends with a bad_url error when the WebSocket API refuses the URL', async () => {
+    let constructed = 0;
+    class Refusing {
+      constructor() {
+        constructed++;
+        // What browsers and `ws` throw for a URL they will not open.
+        throw new SyntaxError('The URL is not allowed');
+      }
+    }
+    const client = connect('ws://127.0.0.1:1', 'tmp-x', { WebSocket: Refusing as unknown as WebSocketConstructor });
+    expect(await finalError(client)).toMatchObject({ code: 'bad_url', message: 'The URL is not allowed', state: 'closed' });
+    expect(constructed).toBe(1);
+  });
+});
+
+function clientKeyOf(url: string): string | null {
+  return new URL(url, 'ws://localhost').searchParams.get('client');
+}

@@ -1,6 +1,8 @@
 /** ARCHITECTURE.md, Embedding: the hub and its channel actors with no socket at all. */
+import { EditorState, type TransactionSpec } from '@codemirror/state';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectInProcess, createHub, type Hub, type ServerMessage } from '../src/mod.ts';
+import { CloseCode, connect, connectInProcess, createHub, inProcessTransport, syncEditor, type CodespaceClient, type Hub, type ServerMessage } from '../src/mod.ts';
+import { waitFor } from './support/ws_client.ts';
 
 let hub: Hub | null = null;
 
@@ -64,5 +66,85 @@ describe('embedding', () => {
     const conn = await connectInProcess(hub, 'tmp-x');
     conn.onClose((code) => closes.push(code));
     expect(closes).toEqual([4401]);
+  });
+});
+
+describe('the SDK over an in-process transport', () => {
+  const clients: CodespaceClient[] = [];
+  afterEach(() => {
+    for (const client of clients.splice(0)) client.close();
+  });
+
+  function open(token: string): CodespaceClient {
+    const client = connect(inProcessTransport(hub!, token), { minReconnectDelayMs: 10, maxReconnectDelayMs: 50, resendDelayMs: 20 });
+    clients.push(client);
+    return client;
+  }
+
+  for (const workers of [0, 1]) {
+    it(`rebases concurrent edits and converges, with no socket (workers: ${workers})`, async () => {
+      hub = createHub({ workers, channelGraceMs: 100 });
+      const [a, b] = [open('tmp-sdk-in-process'), open('tmp-sdk-in-process')];
+      await waitFor(() => a.state === 'open' && b.state === 'open', 5000, 'both open');
+      for (let n = 0; n < 20; n++) {
+        a.applyLocal([{ from: 0, to: 0, insert: `a${n};` }]);
+        b.applyLocal([{ from: b.text.length, to: b.text.length, insert: `b${n};` }]);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      await waitFor(() => a.synced && b.synced && a.version === b.version && a.text === b.text, 10_000, 'converged');
+      for (let n = 0; n < 20; n++) {
+        expect(a.text).toContain(`a${n};`);
+        expect(a.text).toContain(`b${n};`);
+      }
+      const typed = Array.from({ length: 20 }, (_, n) => `a${n};b${n};`).join('');
+      expect(a.text.length).toBe(typed.length);
+    });
+  }
+
+  it('resumes after the hub drops it, resending what was not acked, and keeps every edit', async () => {
+    hub = createHub({ channelGraceMs: 100 });
+    const [a, b] = [open('tmp-sdk-resume'), open('tmp-sdk-resume')];
+    await waitFor(() => a.state === 'open' && b.state === 'open', 5000, 'both open');
+    a.applyLocal([{ from: 0, to: 0, insert: 'before;' }]);
+    await waitFor(() => b.text === 'before;', 5000, 'first edit');
+    const ref = hub.supervisor.channel('tmp-sdk-resume')!;
+    for (const member of [...ref.members()]) if (member.id === a.id) member.closeWith(CloseCode.shuttingDown);
+    a.applyLocal([{ from: a.text.length, to: a.text.length, insert: 'away;' }]);
+    await waitFor(() => a.reconnects >= 1 && a.synced && b.text === 'before;away;', 5000, 'the edit made while away arrived');
+    expect(a.text).toBe('before;away;');
+  });
+
+  it('ends with an error event and no more connections when the hub refuses the token', async () => {
+    hub = createHub({ allowTmp: false });
+    const client = open('tmp-refused');
+    const error = await new Promise<{ code: string; message: string }>((resolve) => client.on('error', resolve));
+    expect(error).toMatchObject({ code: 'closed', message: expect.stringContaining('4401') });
+    expect(client.state).toBe('closed');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(hub.connectionCount).toBe(0);
+  });
+
+  it('drives the CodeMirror binding with no socket', async () => {
+    hub = createHub({ channelGraceMs: 100 });
+    const client = open('tmp-sdk-editor');
+    const other = open('tmp-sdk-editor');
+    await waitFor(() => client.state === 'open' && other.state === 'open', 5000, 'both open');
+    let state = EditorState.create({ doc: client.text });
+    const view = {
+      get state() {
+        return state;
+      },
+      dispatch(...specs: TransactionSpec[]) {
+        const transaction = state.update(...specs);
+        state = transaction.state;
+        sync.update([transaction]);
+      },
+    };
+    const sync = syncEditor(client, view);
+    view.dispatch({ changes: { from: 0, insert: 'typed' } });
+    other.applyLocal([{ from: 0, to: 0, insert: '>' }]);
+    await waitFor(() => client.synced && other.synced && other.text === client.text && state.doc.toString() === client.text, 5000, 'editor, client and other client agree');
+    expect(state.doc.toString()).toMatch(/^(>typed|typed>)$/);
+    sync.destroy();
   });
 });

@@ -113,6 +113,18 @@ describe('stress ledger', () => {
     expect(peer.gaps).toBe(1);
     expect(peer.receivedCount(0, 9)).toBe(0);
   });
+
+  it('records a connection without a client key, or with another key than the client\'s first, as an error', () => {
+    const codespace = new CodespaceLedger(new RunLedger(), 0, 'tmp-a');
+    const client = new ClientLedger(codespace, 0, 'json');
+    const key = 'k'.repeat(22);
+    client.tap().opening(`ws://h/codespace/tmp-a/?client=${key}`);
+    client.tap().opening(`ws://h/codespace/tmp-a/?version=3&client=${key}`);
+    expect(client.errors).toEqual([]);
+    client.tap().opening(`ws://h/codespace/tmp-a/?version=4&client=${'j'.repeat(22)}`);
+    client.tap().opening('ws://h/codespace/tmp-a/?version=4');
+    expect(client.errors).toEqual(['client_key_changed', 'no_client_key']);
+  });
 });
 
 describe('runStress', () => {

@@ -1,37 +1,28 @@
 /**
- * The client SDK: one codespace, kept in sync over a WebSocket. It keeps one change in flight
- * and buffers the rest (PendingDoc), rebases what arrives over them, reconnects with exponential
- * backoff and full jitter, resumes with `?version=`, and resends whatever was not acknowledged
- * (deduplication by `ref` on the server makes that safe), so no local edit is lost.
+ * The client SDK: one codespace, kept in sync over a WebSocket or any other transport
+ * (transport.ts). It keeps one change in flight and buffers the rest (PendingDoc), rebases what
+ * arrives over them, reconnects with exponential backoff and full jitter, resumes with
+ * `?version=`, and resends whatever was not acknowledged (deduplication by `ref` per client key
+ * on the server makes that safe), so no local edit is lost.
  *
  * Browser-safe: it uses the standard WebSocket API only. In Node 20 pass `WebSocket` from `ws`.
  */
-import { decodeServerFrame, encodeMessage } from '../protocol/codec.ts';
-import {
-  SUBPROTOCOL_JSON,
-  SUBPROTOCOL_MSGPACK,
-  type ChangeSpec,
-  type Codec,
-  type ConnectedData,
-  type ErrorCode,
-  type Mode,
-  type PeerInfo,
-} from '../protocol/messages.ts';
+import type { ChangeSpec, Codec, ConnectedData, ErrorCode, Mode, PeerInfo } from '../protocol/messages.ts';
 import { PendingDoc } from './pending.ts';
+import {
+  CLIENT_KEY_PATTERN,
+  FINAL_CLOSE_CODES,
+  randomClientKey,
+  transportsFor,
+  type ClientLink,
+  type ClientTransport,
+  type LinkQuery,
+  type ServerTarget,
+  type WebSocketConstructor,
+} from './transport.ts';
 
-/** The part of the standard WebSocket the SDK uses (browsers, Deno, Bun, `ws`). */
-export interface WebSocketLike {
-  binaryType: string;
-  readonly readyState: number;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-  send(data: string | Uint8Array): void;
-  close(code?: number, reason?: string): void;
-}
-
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+export type { ClientLink, ClientTransport, LinkEvents, LinkQuery, ServerTarget, WebSocketConstructor, WebSocketLike } from './transport.ts';
+export { randomClientKey } from './transport.ts';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -47,6 +38,12 @@ export interface ClientOptions {
   resendDelayMs?: number;
   /** Prefix of this client's refs; random by default. */
   clientId?: string;
+  /**
+   * The client key (PROTOCOL.md §1: 16 to 64 characters of `[A-Za-z0-9_-]`), sent on every
+   * connection and kept across reconnects; random by default, once per client. A secret: never
+   * log it.
+   */
+  clientKey?: string;
 }
 
 export interface RemoteChange {
@@ -70,7 +67,12 @@ export interface ClientEvents {
   ack: { version: number; ref: string | undefined };
   selection: Record<string, unknown>;
   presence: { kind: 'joined' | 'left'; peer: PeerInfo };
-  error: { code: ErrorCode | 'closed' | 'local_edits_lost' | 'bad_message'; message: string; ref?: string };
+  /**
+   * `closed`: a close code after which reconnecting cannot help (4401, 4404, ...), or any close
+   * with `reconnect: false`; `bad_url`: a server URL that cannot work. Both are final: the state
+   * is `closed` and nothing is retried.
+   */
+  error: { code: ErrorCode | 'closed' | 'bad_url' | 'local_edits_lost' | 'bad_message'; message: string; ref?: string };
   closed: { code: number; reason: string };
   /**
    * `text` changed by something other than a local edit or a remote change: a refused edit taken
@@ -88,40 +90,50 @@ class ListenerError extends Error {
   }
 }
 
-/** Closes after which reconnecting cannot help. */
-const FINAL_CLOSE_CODES = new Set([4401, 4404]);
+type Settings = Required<Omit<ClientOptions, 'WebSocket' | 'codec' | 'clientKey'>>;
 
 export class CodespaceClient {
-  readonly #urls: readonly string[];
-  readonly #token: string;
-  readonly #options: Required<Omit<ClientOptions, 'WebSocket'>> & { WebSocket: WebSocketConstructor };
+  readonly #transports: readonly ClientTransport[];
+  readonly #options: Settings;
+  readonly #clientKey: string;
   readonly #listeners = new Map<keyof ClientEvents, Set<Listener<never>>>();
   #doc: PendingDoc | null = null;
-  #socket: WebSocketLike | null = null;
+  #link: ClientLink | null = null;
+  /** The history the document's version belongs to (`connected.data.epoch`), once known. */
+  #epoch: string | undefined;
   #state: ConnectionState = 'connecting';
   #id = '';
   #mode: Mode = 'edit';
   #attempt = 0;
-  #urlIndex = 0;
+  #transportIndex = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #resendTimer: ReturnType<typeof setTimeout> | null = null;
   #reconnects = 0;
 
-  constructor(urls: string | readonly string[], token: string, options: ClientOptions = {}) {
-    this.#urls = typeof urls === 'string' ? [urls] : urls;
-    if (this.#urls.length === 0) throw new TypeError('connect needs at least one server URL');
-    this.#token = token;
-    const WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (!WebSocketClass) throw new TypeError('no WebSocket implementation: pass options.WebSocket (e.g. from the ws package)');
+  /**
+   * `target`: server URLs (`ws://host:port`, tried in turn on reconnect, with `token`), a full
+   * `ws://host:port/codespace/<token>/` (no `token` needed), or transports (an in-process one).
+   * Programming errors (no WebSocket, a malformed client key) throw; a URL that cannot work
+   * ends in an `error` event (`bad_url`) right after this returns.
+   */
+  constructor(target: ServerTarget, token?: string, options: ClientOptions = {}) {
+    const clientKey = options.clientKey ?? randomClientKey();
+    if (!CLIENT_KEY_PATTERN.test(clientKey)) throw new TypeError('clientKey must be 16 to 64 characters of [A-Za-z0-9_-]');
+    this.#clientKey = clientKey;
     this.#options = {
-      WebSocket: WebSocketClass,
-      codec: options.codec ?? 'json',
       reconnect: options.reconnect ?? true,
       minReconnectDelayMs: options.minReconnectDelayMs ?? 100,
       maxReconnectDelayMs: options.maxReconnectDelayMs ?? 5_000,
       resendDelayMs: options.resendDelayMs ?? 200,
       clientId: options.clientId ?? Math.random().toString(36).slice(2, 10),
     };
+    const transports = transportsFor(target, token, options.WebSocket, options.codec ?? 'json');
+    if (typeof transports === 'string') {
+      this.#transports = [];
+      queueMicrotask(() => this.#fail('bad_url', transports));
+      return;
+    }
+    this.#transports = transports;
     this.#open();
   }
 
@@ -180,47 +192,71 @@ export class CodespaceClient {
 
   close(): void {
     this.#setState('closed');
-    if (this.#timer) clearTimeout(this.#timer);
-    if (this.#resendTimer) clearTimeout(this.#resendTimer);
-    this.#socket?.close(1000, 'client closed');
-    this.#socket = null;
+    this.#stopTimers();
+    this.#link?.close(1000, 'client closed');
+    this.#link = null;
   }
 
   #open(): void {
-    const base = this.#urls[this.#urlIndex % this.#urls.length].replace(/\/+$/, '');
-    const query = this.#doc ? `?version=${this.#doc.version}` : '';
-    const protocol = this.#options.codec === 'json' ? SUBPROTOCOL_JSON : SUBPROTOCOL_MSGPACK;
-    const socket = new this.#options.WebSocket(`${base}/codespace/${encodeURIComponent(this.#token)}/${query}`, [protocol]);
-    socket.binaryType = 'arraybuffer';
-    socket.onmessage = (event) => {
-      if (this.#socket === socket) this.#receive(event.data);
-    };
-    socket.onclose = (event) => {
-      if (this.#socket === socket) this.#lost(event.code, event.reason);
-    };
-    socket.onerror = () => {
-      // Followed by close, which decides what comes next.
-    };
-    this.#socket = socket;
+    const transport = this.#transports[this.#transportIndex % this.#transports.length];
+    const query: LinkQuery = { client: this.#clientKey };
+    if (this.#doc) {
+      query.version = this.#doc.version;
+      if (this.#epoch !== undefined) query.epoch = this.#epoch;
+    }
+    let link: ClientLink | null = null;
+    try {
+      link = transport.open(query, {
+        message: (frame) => {
+          if (this.#link === link) this.#receive(transport, frame);
+        },
+        close: (code, reason) => {
+          if (this.#link === link) this.#lost(code, reason);
+        },
+      });
+    } catch (error) {
+      // The WebSocket API refused the URL: no retry can change that. Told after this turn, so
+      // that a listener added right after connect() hears it.
+      const message = error instanceof Error ? error.message : String(error);
+      queueMicrotask(() => this.#fail('bad_url', message));
+      return;
+    }
+    this.#link = link;
   }
 
   #lost(code: number, reason: string): void {
-    this.#socket = null;
+    this.#link = null;
     this.#emit('closed', { code, reason });
     if (this.#state === 'closed') return;
-    if (!this.#options.reconnect || FINAL_CLOSE_CODES.has(code)) {
-      this.#emit('error', { code: 'closed', message: `closed with ${code} ${reason}` });
-      return this.#setState('closed');
-    }
+    if (!this.#options.reconnect || FINAL_CLOSE_CODES.has(code)) return this.#fail('closed', `closed with ${code} ${reason}`);
+    this.#retry();
+  }
+
+  #retry(): void {
+    if (this.#state === 'closed') return;
     this.#setState('reconnecting');
     this.#scheduleReconnect();
+  }
+
+  /** A failure that waiting will not cure: one `error` event, then `closed` for good. */
+  #fail(code: 'closed' | 'bad_url', message: string): void {
+    if (this.#state === 'closed') return;
+    this.#stopTimers();
+    this.#setState('closed');
+    this.#emit('error', { code, message });
+  }
+
+  #stopTimers(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#resendTimer) clearTimeout(this.#resendTimer);
+    this.#timer = this.#resendTimer = null;
   }
 
   /** Exponential backoff with full jitter; each attempt tries the next URL. */
   #scheduleReconnect(): void {
     const ceiling = Math.min(this.#options.maxReconnectDelayMs, this.#options.minReconnectDelayMs * 2 ** this.#attempt);
     this.#attempt++;
-    this.#urlIndex++;
+    this.#transportIndex++;
     this.#timer = setTimeout(() => {
       this.#timer = null;
       if (this.#state !== 'closed') {
@@ -232,27 +268,31 @@ export class CodespaceClient {
 
   /** Drops this connection and comes back at once with a resume (used after a resync gap). */
   #reopen(): void {
-    const socket = this.#socket;
-    this.#socket = null;
-    socket?.close(1000, 'resuming');
+    const link = this.#link;
+    this.#link = null;
+    link?.close(1000, 'resuming');
     this.#reconnects++;
     this.#open();
   }
 
   /**
    * A frame the SDK cannot use (undecodable, or a change that does not fit the document) must not
-   * throw out of the socket's handler: it is reported, and the connection starts over (with
+   * throw out of the link's handler: it is reported, and the connection starts over (with
    * backoff), resuming from the last version that was applied; nothing local is lost.
    */
-  #receive(data: unknown): void {
+  #receive(transport: ClientTransport, frame: unknown): void {
     try {
-      const frame = typeof data === 'string' ? data : new Uint8Array(data as ArrayBuffer);
-      this.#handle(decodeServerFrame(frame, this.#options.codec) as Record<string, any>);
+      this.#handle(transport.decode(frame) as Record<string, any>);
     } catch (error) {
       // An application's listener that threw is its own error, not the server's.
       if (error instanceof ListenerError) throw error.cause;
       this.#emit('error', { code: 'bad_message', message: `unusable message from the server: ${error instanceof Error ? error.message : String(error)}` });
-      this.#socket?.close(4400, 'unusable message');
+      // Ended from this side: 4400 tells the server why, and is not the server's final word.
+      const link = this.#link;
+      this.#link = null;
+      link?.close(4400, 'unusable message');
+      this.#emit('closed', { code: 4400, reason: 'unusable message' });
+      this.#retry();
     }
   }
 
@@ -282,13 +322,17 @@ export class CodespaceClient {
     this.#id = data.id;
     this.#mode = data.mode;
     this.#attempt = 0;
+    const epoch = epochOf(data);
+    // A history lost and started again: our version means nothing in the new one.
+    const sameHistory = epoch === undefined || this.#epoch === undefined || epoch === this.#epoch;
+    this.#epoch = epoch ?? this.#epoch;
     if (!this.#doc) {
       this.#doc = new PendingDoc(data.code ?? '', data.version, this.#options.clientId);
     } else if (data.resumed) {
       // The missed changes follow, before anything else; our in-flight one may be among them.
     } else if (data.version === this.#doc.version && data.code === this.#doc.confirmedText) {
       // Nothing was missed: pending changes stay as they are and go out again.
-    } else if (data.version > this.#doc.version && data.version - this.#doc.version <= 100_000) {
+    } else if (sameHistory && data.version > this.#doc.version && data.version - this.#doc.version <= 100_000) {
       // The server is ahead and sent only its text: ask for the missed changes instead.
       return this.#reopen();
     } else {
@@ -352,10 +396,8 @@ export class CodespaceClient {
     if (request) this.#send(request);
   }
 
-  #send(message: unknown): void {
-    const socket = this.#socket;
-    if (!socket || socket.readyState !== 1 || this.#state !== 'open') return;
-    socket.send(this.#options.codec === 'json' ? JSON.stringify(message) : encodeMessage(message, 'msgpack'));
+  #send(message: object): void {
+    if (this.#state === 'open') this.#link?.send(message);
   }
 
   #setState(state: ConnectionState): void {
@@ -377,7 +419,23 @@ export class CodespaceClient {
   }
 }
 
-/** Connects to a codespace; `urls` are server bases (`ws://host:port`), tried in turn on reconnect. */
-export function connect(urls: string | readonly string[], token: string, options: ClientOptions = {}): CodespaceClient {
-  return new CodespaceClient(urls, token, options);
+/** `connected.data.epoch` (PROTOCOL.md §1), when the server gives one. */
+function epochOf(data: ConnectedData): string | undefined {
+  const epoch = (data as { epoch?: unknown }).epoch;
+  return typeof epoch === 'string' ? epoch : undefined;
+}
+
+/**
+ * Connects to a codespace:
+ * - `connect('ws://host:port', token)`, or several URLs, tried in turn on reconnect;
+ * - `connect('ws://host:port/codespace/<token>/')`, the URL the server prints;
+ * - `connect(transport)`: any `ClientTransport`, such as an in-process connection to an embedded
+ *   hub (`inProcessTransport(hub, token)` from `codespace`), with no socket at all.
+ */
+export function connect(urls: string | readonly string[], token: string, options?: ClientOptions): CodespaceClient;
+export function connect(url: string, options?: ClientOptions): CodespaceClient;
+export function connect(transport: ClientTransport | readonly ClientTransport[], options?: ClientOptions): CodespaceClient;
+export function connect(target: ServerTarget, tokenOrOptions?: string | ClientOptions, options: ClientOptions = {}): CodespaceClient {
+  if (typeof tokenOrOptions === 'string') return new CodespaceClient(target, tokenOrOptions, options);
+  return new CodespaceClient(target, undefined, tokenOrOptions ?? options);
 }

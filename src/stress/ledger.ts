@@ -40,6 +40,7 @@ export class ClientLedger {
   selectionsSent = 0;
   selectionsReceived = 0;
   readonly errors: string[] = [];
+  #clientKey: string | null = null;
 
   constructor(codespace: CodespaceLedger, index: number, codec: Codec) {
     this.codespace = codespace;
@@ -63,11 +64,23 @@ export class ClientLedger {
     return this.received[author]?.[seq] ?? 0;
   }
 
+  /**
+   * PROTOCOL.md §1: a client sends a key on every connection, the same across its reconnects
+   * (else the server cannot tell its resends from new edits). Only checked, never recorded.
+   */
+  #checkClientKey(key: string | null): void {
+    if (key === null) this.errors.push('no_client_key');
+    else if (this.#clientKey === null) this.#clientKey = key;
+    else if (key !== this.#clientKey) this.errors.push('client_key_changed');
+  }
+
   /** The tap this client's sockets report to. */
   tap(): FrameTap {
     return {
       opening: (url) => {
-        this.#resumeFrom = Number(new URL(url).searchParams.get('version') ?? 0);
+        const params = new URL(url).searchParams;
+        this.#resumeFrom = Number(params.get('version') ?? 0);
+        this.#checkClientKey(params.get('client'));
       },
       incoming: (data) => this.#incoming(data),
       outgoing: (data) => this.#outgoing(data),

@@ -3,14 +3,16 @@
  * fresh joiner is given at the end. Both bounded in time.
  */
 import { WebSocket } from 'ws';
+import { randomClientKey } from '../client/transport.ts';
 import { SUBPROTOCOL_JSON, type FaultKind } from '../protocol/messages.ts';
 
 const JOIN_TIMEOUT_MS = 5000;
 /** A refusal (`unknown_operation` when FAULT_INJECTION is off) comes back within this. */
 const FAULT_ANSWER_MS = 500;
 
-export function codespaceUrl(base: string, token: string): string {
-  return `${base.replace(/\/+$/, '')}/codespace/${encodeURIComponent(token)}/`;
+/** A one-off connection's URL, with a client key of its own (PROTOCOL.md §1: every tool sends one). */
+export function codespaceUrl(base: string, token: string, clientKey: string = randomClientKey()): string {
+  return `${base.replace(/\/+$/, '')}/codespace/${encodeURIComponent(token)}/?client=${clientKey}`;
 }
 
 /** Opens, waits for `connected`, and hands over the socket and its data. */

@@ -23,9 +23,9 @@ function compile() {
 }
 
 /**
- * tsc rewrites `./x.ts` to `./x.js` in JavaScript (rewriteRelativeImportExtensions) but keeps
- * `.ts` in declarations, which a user's `nodenext` project without allowImportingTsExtensions
- * refuses; `.js` is what every TypeScript setting resolves to the `.d.ts` beside it.
+ * Declarations a user's standard `nodenext` project accepts: tsc rewrites `./x.ts` to `./x.js`
+ * in JavaScript (rewriteRelativeImportExtensions) but keeps `.ts` in declarations, which such a
+ * project refuses without allowImportingTsExtensions; `.js` resolves to the `.d.ts` beside it.
  */
 function rewriteDeclarationImports(dir) {
   for (const name of readdirSync(dir)) {
@@ -33,7 +33,12 @@ function rewriteDeclarationImports(dir) {
     if (statSync(path).isDirectory()) rewriteDeclarationImports(`${path}/`);
     else if (name.endsWith('.d.ts')) {
       const text = readFileSync(path, 'utf8');
-      const rewritten = text.replace(/((?:from|import)\s*\(?\s*['"])(\.{1,2}\/[^'"]*?)\.ts(['"])/g, '$1$2.js$3');
+      let rewritten = text.replace(/((?:from|import)\s*\(?\s*['"])(\.{1,2}\/[^'"]*?)\.ts(['"])/g, '$1$2.js$3');
+      // The sources see MessagePort through the DOM lib; a Node user's project has no DOM lib,
+      // and Node's own type of the ports these files pass around is worker_threads'.
+      if (/\bMessagePort\b/.test(rewritten) && !/import[^;]*\bMessagePort\b/.test(rewritten)) {
+        rewritten = `import type { MessagePort } from 'node:worker_threads';\n${rewritten}`;
+      }
       if (rewritten !== text) writeFileSync(path, rewritten);
     }
   }

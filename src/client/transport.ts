@@ -41,14 +41,20 @@ export interface ClientTransport {
   decode(frame: unknown): unknown;
 }
 
+/**
+ * An event handler property, compared bivariantly (as methods are): so that the WebSocket of
+ * browsers, Deno and `ws`, whose handlers take their own richer event types, fits as it is.
+ */
+type Handler<E> = { handle(event: E): void }['handle'];
+
 /** The part of the standard WebSocket the SDK uses (browsers, Deno, Bun, `ws`). */
 export interface WebSocketLike {
   binaryType: string;
   readonly readyState: number;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: Handler<unknown> | null;
+  onmessage: Handler<{ data: unknown }> | null;
+  onclose: Handler<{ code: number; reason: string }> | null;
+  onerror: Handler<unknown> | null;
   send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
 }

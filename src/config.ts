@@ -206,7 +206,7 @@ export function helpText(): string {
   const lines = [
     'codespace: real-time collaboration server for shared code documents',
     '',
-    'Usage: make run [ARGS="--port 9000 ..."]    or    node --import tsx src/main.ts [options]',
+    'Usage: make run [ARGS="--port 9000 ..."]    or    npx codespace [options]    or    node dist/main.js [options]',
     '',
     'Every setting is an environment variable, or the flag in the first column.',
     '',

@@ -113,7 +113,7 @@ describe('a faulted channel', () => {
 
   it('replacing a hung worker leaves no unreaped process behind (make run, in its own process)', async () => {
     // tsx registered in each worker started an esbuild service that became a zombie when the
-    // worker was terminated; workers now load a bundle made once by the main thread.
+    // worker was terminated; workers now load the built JavaScript of dist/.
     const instance = await startInstance({ WORKERS: '2', FAULT_INJECTION: '1', HEARTBEAT_INTERVAL_MS: '100', HEARTBEAT_TIMEOUT_MS: '800' });
     try {
       for (let round = 0; round < 2; round++) {

@@ -54,6 +54,9 @@ describe('npm pack', () => {
     const unwanted = packed.filter((file) => !/^(dist\/.+\.(js|d\.ts)|bin\/[^/]+\.mjs|package\.json|LICENSE|README\.md)$/.test(file));
     expect(unwanted).toEqual([]);
     expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(/^MIT License/);
+    // The systemd unit starts built JavaScript too (tsx is no longer installed with --omit=dev).
+    const unit = readFileSync(join(ROOT, 'deploy/codespace.service'), 'utf8');
+    expect(packed).toContain(/^ExecStart=\/usr\/bin\/node (\S+)$/m.exec(unit)?.[1]);
   });
 
   it('names JS and types for codespace, codespace/client and codespace/codemirror; compiles nothing at run time', () => {

@@ -97,6 +97,15 @@ describe('the installed package', () => {
     expect(existsSync(join(app, 'out/program.js'))).toBe(true);
   }, 60_000);
 
+  it('runs its bin scripts from the built JavaScript: the server and the stress tool answer --help', () => {
+    const server = run('node', ['node_modules/.bin/codespace', '--help'], app);
+    expect(server.status, server.stderr).toBe(0);
+    expect(server.stdout).toMatch(/PING_INTERVAL_MS/);
+    const stress = run('node', ['node_modules/.bin/codespace-stress', '--help'], app);
+    expect(stress.status, stress.stderr).toBe(0);
+    expect(stress.stdout).toMatch(/--channels/);
+  });
+
   const runtimes: [string, string[]][] = [
     ['node', ['node', 'out/program.js']],
     ['bun', [join(ROOT, 'node_modules/.bin/bun'), 'out/program.js']],

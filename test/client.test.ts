@@ -347,6 +347,11 @@ describe('CodespaceClient: where it connects, with which key, and when it gives 
     });
   }
 
+  it('ends with a bad_url error for URLs that name different tokens', async () => {
+    const client = connect(['ws://127.0.0.1:1/codespace/tmp-a/', 'ws://127.0.0.1:2/codespace/tmp-b/'], { WebSocket: WebSocket as unknown as WebSocketConstructor });
+    expect(await finalError(client)).toMatchObject({ code: 'bad_url', message: 'the URLs name different tokens', state: 'closed' });
+  });
+
   for (const [url, token] of [['not a url', 'tmp-x'], ['ftp://127.0.0.1:1', 'tmp-x'], ['ws://127.0.0.1:1', undefined], ['ws://127.0.0.1:1/codespace/tmp-a/', 'tmp-b']] as const) {
     it(`ends with a bad_url error, having opened nothing, for ${JSON.stringify(url)} with token ${token}`, async () => {
       let constructed = 0;

@@ -14,11 +14,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
 import { startServer } from 'codespace';
 
 const EDITOR_PAGE = new URL('./editor.html', import.meta.url);
 // The SDK built for browsers, shipped in the package (dist/browser/client.js).
-const BROWSER_CLIENT = new URL(import.meta.resolve('codespace/browser-client'));
+const BROWSER_CLIENT = createRequire(import.meta.url).resolve('codespace/browser-client');
 
 const env = { PORT: '0', WORKERS: '0', DATA_DIR: 'codespace-data', ...process.env };
 const doc = /^[A-Za-z0-9_-]{1,100}$/.test(env.DOC ?? '') ? env.DOC : 'notes';

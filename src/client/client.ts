@@ -372,12 +372,12 @@ function epochOf(data: ConnectedData): string | undefined {
 /**
  * Connects to a codespace:
  * - `connect('ws://host:port', token)`, or several URLs, tried in turn on reconnect;
- * - `connect('ws://host:port/codespace/<token>/')`, the URL the server prints;
+ * - `connect('ws://host:port/codespace/<token>/')`, the URL the server prints (or several);
  * - `connect(transport)`: any `ClientTransport`, such as an in-process connection to an embedded
  *   hub (`inProcessTransport(hub, token)` from `codespace`), with no socket at all.
  */
 export function connect(urls: string | readonly string[], token: string, options?: ClientOptions): CodespaceClient;
-export function connect(url: string, options?: ClientOptions): CodespaceClient;
+export function connect(urls: string | readonly string[], options?: ClientOptions): CodespaceClient;
 export function connect(transport: ClientTransport | readonly ClientTransport[], options?: ClientOptions): CodespaceClient;
 export function connect(target: ServerTarget, tokenOrOptions?: string | ClientOptions, options: ClientOptions = {}): CodespaceClient {
   if (typeof tokenOrOptions === 'string') return new CodespaceClient(target, tokenOrOptions, options);

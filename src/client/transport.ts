@@ -138,12 +138,16 @@ export function transportsFor(target: ServerTarget, token: string | undefined, W
   const WebSocketClass = WebSocketOption ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (!WebSocketClass) throw new TypeError('no WebSocket implementation: pass options.WebSocket (e.g. from the ws package)');
   const transports: ClientTransport[] = [];
+  let chosenToken: string | undefined;
   for (const url of targets as string[]) {
     const server = parseServerUrl(url);
     if (typeof server === 'string') return server;
     if (server.token !== null && token !== undefined && server.token !== token) return 'the URL names one token and the token argument another';
     const tokenOfUrl = server.token ?? token;
     if (tokenOfUrl === undefined || tokenOfUrl === '') return 'no token: pass one, or a URL of the form ws://host:port/codespace/<token>/';
+    // One client edits one codespace, whichever server it reaches.
+    if (transports.length > 0 && tokenOfUrl !== chosenToken) return 'the URLs name different tokens';
+    chosenToken = tokenOfUrl;
     transports.push(webSocketTransport(server, tokenOfUrl, WebSocketClass, codec));
   }
   return transports;

@@ -8,7 +8,7 @@
  * Each step is one entry of STEPS: a later build (pages, say) adds its own.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -44,22 +44,52 @@ function rewriteDeclarationImports(dir) {
   }
 }
 
+/** Folders of dist/ that bundling steps write, not one file per source file: add yours here. */
+const BUNDLE_DIRS = new Set(['browser']);
+
+/**
+ * Built files whose source is gone (a module deleted or renamed): tsc leaves them, and `npm
+ * pack` would ship them.
+ */
+function pruneOrphans(dir = DIST, relative = '') {
+  for (const name of readdirSync(dir)) {
+    const path = `${dir}${name}`;
+    if (statSync(path).isDirectory()) {
+      if (!BUNDLE_DIRS.has(`${relative}${name}`)) pruneOrphans(`${path}/`, `${relative}${name}/`);
+      continue;
+    }
+    const source = /^(.*)\.(d\.ts|js)$/.exec(name);
+    if (source && !existsSync(`${ROOT}src/${relative}${source[1]}.ts`)) rmSync(path);
+  }
+}
+
+/** Writes `text` to `file` only when it differs: a running server or test may be reading it. */
+function writeIfChanged(file, text) {
+  if (existsSync(file) && readFileSync(file, 'utf8') === text) return;
+  mkdirSync(file.slice(0, file.lastIndexOf('/')), { recursive: true });
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+}
+
 /** The client SDK as one browser ES module (standard WebSocket, no Node imports), for pages. */
 async function browserClient() {
   const { build } = await import('esbuild');
-  await build({
+  const result = await build({
     entryPoints: [`${ROOT}src/client/client.ts`],
-    outfile: `${DIST}browser/client.js`,
     bundle: true,
+    minify: true,
     platform: 'browser',
     format: 'esm',
     target: 'es2022',
+    write: false,
     logLevel: 'warning',
   });
+  writeIfChanged(`${DIST}browser/client.js`, result.outputFiles[0].text);
 }
 
 const STEPS = [
   ['tsc', compile],
+  ['prune', () => pruneOrphans()],
   ['browser client', browserClient],
 ];
 

@@ -14,7 +14,6 @@ import { WebSocket } from 'ws';
 import { connect, type CodespaceClient } from '../src/client/client.ts';
 import { waitFor } from './support/ws_client.ts';
 
-const isBun = Boolean((globalThis as { Bun?: unknown }).Bun);
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let sidecar: ChildProcess | null = null;
@@ -87,7 +86,7 @@ describe('examples/desktop sidecar', () => {
     expect((await fetch(new URL('/nothing', announced.editor))).status).toBe(404);
   });
 
-  it.skipIf(isBun)('serves an editor page that edits the document with another client, in a real browser', async () => {
+  it('serves an editor page that edits the document with another client, in a real browser', async () => {
     const announced = await startSidecar();
     client = connect(announced.server, announced.token, { WebSocket });
     await waitFor(() => client!.state === 'open', 10_000, 'the other client open');

@@ -7,10 +7,11 @@ import { loadConfig, type Config } from './config.ts';
 import { Acceptor } from './server/acceptor.ts';
 import { Hub, type LogFn } from './server/hub.ts';
 import { decodeServerFrame } from './protocol/codec.ts';
-import { ProtocolError } from './protocol/close_codes.ts';
+import type { JoinParams } from './server/upgrade_target.ts';
 import type { ClientMessage, ServerMessage } from './protocol/messages.ts';
 
 export type { Config } from './config.ts';
+export type { JoinParams } from './server/upgrade_target.ts';
 export { loadConfig, helpText, defaultConfig } from './config.ts';
 export { Hub } from './server/hub.ts';
 export { Acceptor } from './server/acceptor.ts';
@@ -64,7 +65,7 @@ export interface InProcessConnection {
 }
 
 /** Opens an in-process connection to the codespace `token` grants (a tmp- token needs no API). */
-export async function connectInProcess(hub: Hub, token: string, options: { resume?: number } = {}): Promise<InProcessConnection> {
+export async function connectInProcess(hub: Hub, token: string, options: JoinParams = {}): Promise<InProcessConnection> {
   const listeners = new Set<(message: ServerMessage) => void>();
   const closeListeners: CloseListener[] = [];
   const waiting: ServerMessage[] = [];
@@ -81,15 +82,14 @@ export async function connectInProcess(hub: Hub, token: string, options: { resum
       for (const listener of closeListeners) listener(code, reason);
     },
   }, 'msgpack');
-  await hub.open(connection, token, options.resume);
+  await hub.open(connection, token, options);
   return {
     id: connection.id,
     send(message) {
       try {
         connection.receive(message);
       } catch (error) {
-        if (error instanceof ProtocolError) connection.closeWith(error.close);
-        else throw error;
+        connection.fail(error);
       }
     },
     onMessage(listener) {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { TextDoc, changeSetOf, specsOf, checkChangeShape, textOf } from '../src/doc/text_doc.ts';
 
 function doc(text: string, history = 10, maxDocLength = 1000): TextDoc {
-  return new TextDoc({ text, version: 0, log: [] }, { history, maxDocLength });
+  return new TextDoc({ text, version: 0, log: [], epoch: 'e' }, { history, maxDocLength });
 }
 
 function commit(target: TextDoc, request: Parameters<TextDoc['prepare']>[0], sender = 's'): number {
@@ -87,7 +87,7 @@ describe('TextDoc', () => {
     const first = doc('x');
     commit(first, { changes: [{ from: 1, to: 1, insert: 'y' }], ref: 'a' });
     const log = first.entriesAfter(0)!;
-    const loaded = new TextDoc({ text: first.toString(), version: 1, log }, { history: 10, maxDocLength: 100 });
+    const loaded = new TextDoc({ text: first.toString(), version: 1, log, epoch: 'e' }, { history: 10, maxDocLength: 100 });
     expect(loaded.prepare({ changes: [], ref: 'a' }, 's')).toEqual({ kind: 'duplicate', version: 1 });
     expect(loaded.entriesAfter(0)).toHaveLength(1);
   });

@@ -9,9 +9,15 @@ import type { ClientMessage } from '../protocol/messages.ts';
 import type { ChannelInbound, ChannelOutbound, ChannelSettings, ChannelStats, SpawnTask } from './envelopes.ts';
 import { ChannelRef, type Member } from './channel_ref.ts';
 import { ThreadLink } from './port_link.ts';
+import type { JoinParams } from '../server/upgrade_target.ts';
 
-/** How a channel's task ended; `unavailable`: its document could not be loaded from the store. */
-export type ChannelEnd = 'stopped' | 'crashed' | 'unavailable';
+/**
+ * How a channel's task ended; `unavailable`: its document could not be loaded from the store;
+ * `crashed`: its error's message and the top of its stack (a crash crosses threads as a value).
+ */
+export type ChannelEnd = 'stopped' | 'unavailable' | { crashed: string };
+
+type EndKind = 'stopped' | 'crashed' | 'unavailable';
 
 /** Where channels run: a worker pool, or this thread (embedding, WORKERS=0). */
 export interface Placement {
@@ -84,7 +90,7 @@ export class Supervisor {
   }
 
   /** Throws ProtocolError 4500 while the codespace cools down after failing repeatedly. */
-  join(member: Member, codespace: string, resume: number | undefined): ChannelRef {
+  join(member: Member, codespace: string, params: JoinParams): ChannelRef {
     const until = this.#refusedUntil.get(codespace);
     if (until !== undefined) {
       if (Date.now() < until) {
@@ -96,7 +102,7 @@ export class Supervisor {
     }
     let ref = this.#channels.get(codespace);
     if (!ref || ref.state === 'stopping' || ref.state === 'stopped') ref = this.#spawn(codespace);
-    ref.join(member, resume);
+    ref.join(member, params);
     return ref;
   }
 
@@ -187,7 +193,7 @@ export class Supervisor {
     const previous = this.#stopping.get(ref.codespace);
     const started = previous ? previous.then(() => this.#options.placement.spawn(task)) : this.#options.placement.spawn(task);
     started.then(
-      (end) => this.#channelEnded(ref, end, end === 'crashed' ? 'channel crashed' : end),
+      (end) => (typeof end === 'object' ? this.#channelEnded(ref, 'crashed', end.crashed) : this.#channelEnded(ref, end, end)),
       (error: unknown) => this.#channelEnded(ref, 'crashed', `worker died: ${error instanceof Error ? error.message : String(error)}`),
     );
   }
@@ -203,7 +209,7 @@ export class Supervisor {
     });
   }
 
-  #channelEnded(ref: ChannelRef, end: ChannelEnd, why: string): void {
+  #channelEnded(ref: ChannelRef, end: EndKind, why: string): void {
     const wasStopping = ref.state === 'stopping';
     ref.markEnded();
     if (end === 'stopped' || wasStopping || this.#closed) {

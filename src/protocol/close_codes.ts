@@ -12,6 +12,7 @@ export const CloseCode = {
   authUnavailable: { code: 1013, reason: 'auth service unavailable' },
   slowConsumer: { code: 1013, reason: 'slow consumer' },
   storeUnavailable: { code: 1013, reason: 'store unavailable' },
+  overloaded: { code: 1013, reason: 'server overloaded' },
   badMessage: { code: 4400, reason: 'unparsable message' },
   tokenRefused: { code: 4401, reason: 'token refused' },
   notFound: { code: 4404, reason: 'codespace does not exist' },
@@ -34,4 +35,12 @@ export class ProtocolError extends Error {
     this.name = 'ProtocolError';
     this.close = close;
   }
+}
+
+/**
+ * The one place an error becomes a close code: a ProtocolError carries its own, anything else is
+ * a server fault (1011) that costs only the connection it happened on.
+ */
+export function closeFor(error: unknown): CloseCodeEntry {
+  return error instanceof ProtocolError ? error.close : CloseCode.internalError;
 }

@@ -217,8 +217,7 @@ export class Session implements Transport {
       if (isBinary !== (this.#codec === 'msgpack')) throw new ProtocolError(CloseCode.unsupportedData);
       this.connection.receive(decodeFrame(toBytes(data), this.#codec));
     } catch (error) {
-      const close = error instanceof ProtocolError ? error.close : CloseCode.internalError;
-      this.connection.closeWith(close);
+      this.connection.fail(error);
       this.#sessions.delete(this);
     }
   };

@@ -44,6 +44,10 @@ export class ChannelRef {
   emptySince: number | null;
   lastHeartbeatAck = 0;
   restarts = 0;
+  /** Set by the host while the actor's code runs (SpawnTask.busy); null in-process. */
+  busy: Int32Array | null = null;
+  /** Runs in the quarantine worker: it crashed or hung before. */
+  quarantined = false;
   readonly #members = new Map<string, Member>();
   /**
    * Members the actor has welcomed (sent `connected` or `resync`): only they get broadcasts. One
@@ -251,4 +255,9 @@ export class ChannelRef {
       if (bytes) member.deliver(bytes, coalesce);
     }
   }
+}
+
+/** True when the actor was in the middle of its own code (the one that hung its thread). */
+export function wasRunning(ref: ChannelRef): boolean {
+  return ref.busy !== null && Atomics.load(ref.busy, 0) === 1;
 }

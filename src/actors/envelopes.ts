@@ -73,6 +73,11 @@ export interface SpawnTask {
   spawn: number;
   supervisor: string;
   settings: ChannelSettings;
+  /**
+   * One Int32 the host sets to 1 while this channel's code runs synchronously: when its thread
+   * stops answering, main reads which channel was running (the one that hung) without asking it.
+   */
+  busy?: SharedArrayBuffer;
 }
 
 export interface ChannelSettings {

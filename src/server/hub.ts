@@ -76,6 +76,8 @@ export class Hub {
     if (config.faultInjection) log('fault_injection_enabled', { warning: 'FAULT_INJECTION=1: any client can crash, hang or exhaust a channel; never in production' });
     this.supervisor = new Supervisor({
       placement: this.placement,
+      // One worker for codespaces that crashed or hung before (none in-process: no thread to spare).
+      ...(config.workers > 0 ? { quarantine: () => new ChannelPool(1, config.workerMaxOldMb, log) } : {}),
       store: this.store,
       settings: { history: config.history, historyBytes: config.historyBytes, maxDocLength: config.maxDocLength, snapshotIntervalMs: config.snapshotIntervalMs, backplane: backplaneSettingsOf(config) },
       channelGraceMs: config.channelGraceMs,

@@ -192,8 +192,18 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
       overBudget,
     });
     const actor = channel;
+    const busy = task.busy ? new Int32Array(task.busy) : null;
     mailbox = new Mailbox<ChannelMessage>(
-      (message) => actor.handle(message),
+      busy
+        ? (message) => {
+            Atomics.store(busy, 0, 1);
+            try {
+              return actor.handle(message);
+            } finally {
+              Atomics.store(busy, 0, 0);
+            }
+          }
+        : (message) => actor.handle(message),
       (error) => end({ crashed: describeError(error) }),
     );
     mailbox.post({ type: 'tick', now: Date.now() });

@@ -31,6 +31,13 @@ const ACCEPT_PAUSE_MS = 500;
  * full table failed those from inside (EMFILE), and on Bun the accept loop spun on a core.
  */
 const FD_RESERVE = 24;
+
+/**
+ * The part of a drain's time the listener stays open, answering 503 to /readyz and to new
+ * upgrades: a load balancer needs a few failed probes to take the instance out, and a client
+ * that joins meanwhile is told to go elsewhere instead of finding the port closed (issue 11).
+ */
+const DRAIN_LISTEN_FRACTION = 0.5;
 const FD_SLACK = 4;
 
 function chooseSubprotocol(protocols: Set<string>): string | false {
@@ -111,6 +118,7 @@ export class Acceptor {
   async drain(timeoutMs: number): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
+    const lingerUntil = Date.now() + timeoutMs * DRAIN_LISTEN_FRACTION;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     if (this.#relistenTimer) clearTimeout(this.#relistenTimer);
     // Listening goes on until the drain is over: a load balancer probing /readyz, and a client
@@ -124,6 +132,8 @@ export class Acceptor {
       for (const session of sessions.slice(start, start + perBatch)) session.connection.closeWith(CloseCode.shuttingDown);
     }
     await this.#hub.close();
+    const linger = lingerUntil - Date.now();
+    if (linger > 0) await new Promise((resolve) => setTimeout(resolve, linger));
     const listening = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     this.#http.closeAllConnections?.();
     await listening;

@@ -1,6 +1,7 @@
 /**
  * One WebSocket: frames in, bytes out. The adapter between `ws` and a transport-neutral
- * Connection; the only place a ProtocolError becomes a close (STYLE.md rule 8).
+ * Connection. An error on a socket ends as `connection.fail(error)`, the one place an error
+ * becomes a close (STYLE.md rule 8).
  */
 import { setImmediate } from 'node:timers';
 import * as wsModule from 'ws';

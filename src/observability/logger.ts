@@ -33,6 +33,8 @@ const WARN_EVENTS = new Set([
   'upgrade_failed',
   'connection_failed',
   'link_error',
+  'sweep_failed',
+  'tick_failed',
 ]);
 const DEBUG_EVENTS = new Set(['peer_dead']);
 

@@ -148,25 +148,36 @@ export class Acceptor {
 
   readonly #sweepOnTick = (): void => {
     const now = Date.now();
-    const { pingIntervalMs, idleTimeoutMs } = this.#hub.config;
+    const { pingIntervalMs } = this.#hub.config;
     const pingDue = now - this.#lastPingSweep >= pingIntervalMs - 5;
     if (pingDue) this.#lastPingSweep = now;
     for (const session of this.#sessions) {
-      if (idleTimeoutMs > 0 && session.connection.welcomed && now - session.connection.lastActivity >= idleTimeoutMs) {
-        session.connection.closeWith(CloseCode.idleTimeout);
-        continue;
-      }
-      if (!pingDue) continue;
-      // No pong since the last ping: the peer is dead; drop it without a closing handshake.
-      if (!session.isAlive) {
-        this.#hub.log('peer_dead', { codespace: session.connection.codespace, id: session.connection.id });
+      try {
+        this.#sweepSession(session, now, pingDue);
+      } catch (error) {
+        // One session in an odd state (a socket closing under us) costs itself, not the sweep.
+        this.#hub.log('sweep_failed', { error: String(error) });
         session.terminate();
-        continue;
       }
-      session.isAlive = false;
-      session.socket.ping();
     }
   };
+
+  #sweepSession(session: Session, now: number, pingDue: boolean): void {
+    const { idleTimeoutMs } = this.#hub.config;
+    if (idleTimeoutMs > 0 && session.connection.welcomed && now - session.connection.lastActivity >= idleTimeoutMs) {
+      session.connection.closeWith(CloseCode.idleTimeout);
+      return;
+    }
+    if (!pingDue) return;
+    // No pong since the last ping: the peer is dead; drop it without a closing handshake.
+    if (!session.isAlive) {
+      this.#hub.log('peer_dead', { codespace: session.connection.codespace, id: session.connection.id });
+      session.terminate();
+      return;
+    }
+    session.isAlive = false;
+    session.socket.ping();
+  }
 
   /** After listen: accept failed (see ACCEPT_PAUSE_MS), or listening again after a pause did. */
   readonly #httpOnError = (error: NodeJS.ErrnoException): void => {

@@ -96,7 +96,14 @@ export class Hub {
       : null;
     // One timer for every channel's heartbeat, hang check and grace period, not one per channel.
     const tickMs = Math.max(10, Math.min(config.heartbeatIntervalMs, Math.floor(config.heartbeatTimeoutMs / 4), Math.max(10, Math.floor(config.channelGraceMs / 2))));
-    this.#tickTimer = setInterval(() => this.supervisor.tick(Date.now()), tickMs);
+    this.#tickTimer = setInterval(() => {
+      try {
+        this.supervisor.tick(Date.now());
+      } catch (error) {
+        // A throw from a timer is an uncaught exception: the whole process. Log, tick again next time.
+        failureLog('tick_failed', { error: describeError(error) });
+      }
+    }, tickMs);
     this.#tickTimer.unref?.();
   }
 

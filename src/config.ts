@@ -19,6 +19,8 @@ export interface Config {
   maxDocLength: number;
   /** Versions kept for resume, rebase and `ref` deduplication. */
   history: number;
+  /** Bytes of changes (UTF-16 units inserted + 16 per change) kept for resume and rebase; refs stay `history`. */
+  historyBytes: number;
   allowTmp: boolean;
   /** SharePython API base, ending in '/'; empty turns the HTTP lookup off. */
   apiBaseUrl: string;
@@ -88,6 +90,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', kind: 'int', min: 64, help: 'largest accepted frame in bytes (1009 beyond)', defaultValue: () => 1_048_576 },
   { key: 'maxDocLength', env: 'MAX_DOC_LENGTH', kind: 'int', min: 1, help: 'longest document in UTF-16 code units', defaultValue: () => 4_000_000 },
   { key: 'history', env: 'HISTORY', kind: 'int', min: 1, help: 'versions kept for resume, rebase and ref deduplication', defaultValue: () => 1000 },
+  { key: 'historyBytes', env: 'HISTORY_BYTES', kind: 'int', min: 0, help: 'bytes of changes kept for resume and rebase (0: no limit; dedup keeps HISTORY)', defaultValue: () => 8_388_608 },
   { key: 'allowTmp', env: 'ALLOW_TMP', kind: 'bool', help: 'accept tmp-<id> tokens (temporary codespaces)', defaultValue: () => true },
   { key: 'apiBaseUrl', env: 'API_BASE_URL', kind: 'url', help: 'SharePython API base URL for token lookup (empty: off)', defaultValue: () => '' },
   { key: 'jwtSecret', env: 'JWT_SECRET', kind: 'string', help: 'HS256 secret for JWT tokens (empty: off)', defaultValue: () => '' },
@@ -106,8 +109,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'maxRestarts', env: 'MAX_RESTARTS', kind: 'int', min: 0, help: 'channel restarts allowed per RESTART_WINDOW_MS before 4500', defaultValue: () => 5 },
   { key: 'restartWindowMs', env: 'RESTART_WINDOW_MS', kind: 'int', min: 1, help: 'milliseconds over which channel restarts are counted', defaultValue: () => 60_000 },
   { key: 'restartCooldownMs', env: 'RESTART_COOLDOWN_MS', kind: 'int', min: 0, help: 'milliseconds a codespace that failed repeatedly is refused (4500)', defaultValue: () => 30_000 },
-  { key: 'heartbeatIntervalMs', env: 'HEARTBEAT_INTERVAL_MS', kind: 'int', min: 10, help: 'milliseconds between heartbeats to every channel', defaultValue: () => 1_000 },
-  { key: 'heartbeatTimeoutMs', env: 'HEARTBEAT_TIMEOUT_MS', kind: 'int', min: 50, help: 'milliseconds without a heartbeat answer before a worker is terminated', defaultValue: () => 5_000 },
+  { key: 'heartbeatIntervalMs', env: 'HEARTBEAT_INTERVAL_MS', kind: 'int', min: 10, help: 'milliseconds between heartbeats to every channel', defaultValue: () => 250 },
+  { key: 'heartbeatTimeoutMs', env: 'HEARTBEAT_TIMEOUT_MS', kind: 'int', min: 50, help: 'milliseconds without a heartbeat answer before a worker is terminated', defaultValue: () => 1_000 },
   { key: 'workerMaxOldMb', env: 'WORKER_MAX_OLD_MB', kind: 'int', min: 0, help: 'heap limit of each worker thread in MiB (0: default)', defaultValue: () => 1_024 },
   { key: 'slowConsumerBytes', env: 'SLOW_CONSUMER_BYTES', kind: 'int', min: 1024, help: 'queued bytes past which a client gets only the newest selections (4x: closed 1013)', defaultValue: () => 1_048_576 },
   { key: 'rateLimitPerS', env: 'RATE_LIMIT_PER_S', kind: 'int', min: 0, help: 'messages per second per connection, sustained (0: no limit)', defaultValue: () => 200 },

@@ -7,10 +7,10 @@
 import type { ClientLink, ClientTransport } from './client/transport.ts';
 import { loadConfig, type Config } from './config.ts';
 import { decodeServerFrame } from './protocol/codec.ts';
-import { ProtocolError } from './protocol/close_codes.ts';
 import type { ClientMessage, ServerMessage } from './protocol/messages.ts';
 import { Acceptor } from './server/acceptor.ts';
 import { Hub, type LogFn } from './server/hub.ts';
+import type { JoinParams } from './server/upgrade_target.ts';
 
 export interface RunningServer {
   hub: Hub;
@@ -53,13 +53,8 @@ export interface InProcessConnection {
   close(): void;
 }
 
-export interface InProcessOptions {
-  /** Resume from this version, as `?version=` does. */
-  resume?: number;
-}
-
 /** Opens an in-process connection to the codespace `token` grants (a tmp- token needs no API). */
-export async function connectInProcess(hub: Hub, token: string, options: InProcessOptions = {}): Promise<InProcessConnection> {
+export async function connectInProcess(hub: Hub, token: string, options: JoinParams = {}): Promise<InProcessConnection> {
   const listeners = new Set<(message: ServerMessage) => void>();
   const closeListeners: CloseListener[] = [];
   const waiting: ServerMessage[] = [];
@@ -76,15 +71,14 @@ export async function connectInProcess(hub: Hub, token: string, options: InProce
       for (const listener of closeListeners) listener(code, reason);
     },
   }, 'msgpack');
-  await hub.open(connection, token, options.resume);
+  await hub.open(connection, token, options);
   return {
     id: connection.id,
     send(message) {
       try {
         connection.receive(message);
       } catch (error) {
-        if (error instanceof ProtocolError) connection.closeWith(error.close);
-        else throw error;
+        connection.fail(error);
       }
     },
     onMessage(listener) {
@@ -118,7 +112,8 @@ export function inProcessTransport(hub: Hub, token: string): ClientTransport {
         ended = true;
         events.close(code, reason);
       };
-      connectInProcess(hub, token, { resume: query.version }).then(
+      // The same join parameters as a WebSocket URL's query: resume, epoch and client key.
+      connectInProcess(hub, token, { resume: query.version, epoch: query.epoch, clientKey: query.client }).then(
         (opened) => {
           if (ended) return opened.close();
           connection = opened;

@@ -4,6 +4,7 @@
  * SDK (`connect(inProcessTransport(hub, token))`). Exports only; see embed.ts.
  */
 export type { Config } from './config.ts';
+export type { JoinParams } from './server/upgrade_target.ts';
 export { loadConfig, helpText, defaultConfig } from './config.ts';
 export { Hub } from './server/hub.ts';
 export type { LogFn } from './server/hub.ts';
@@ -30,4 +31,4 @@ export type {
 export { syncEditor, remote } from './client/codemirror.ts';
 export type { EditorLike, EditorSync } from './client/codemirror.ts';
 export { startServer, createHub, connectInProcess, inProcessTransport } from './embed.ts';
-export type { RunningServer, CloseListener, InProcessConnection, InProcessOptions } from './embed.ts';
+export type { RunningServer, CloseListener, InProcessConnection } from './embed.ts';

@@ -26,8 +26,19 @@ export function textAt(version: number): string {
   return text;
 }
 
-async function commitUpTo(backplane: Backplane, codespace: string, version: number): Promise<void> {
-  for (let v = 1; v <= version; v++) expect(await backplane.commit(codespace, appendEntry(v))).toEqual({ ok: true });
+/** The codespace's epoch: its first load starts its history. */
+export async function epochOf(backplane: Backplane, codespace: string): Promise<string> {
+  return (await backplane.load(codespace)).epoch;
+}
+
+async function commitUpTo(backplane: Backplane, codespace: string, version: number): Promise<string> {
+  const epoch = await epochOf(backplane, codespace);
+  for (let v = 1; v <= version; v++) expect(await backplane.commit(codespace, appendEntry(v), epoch)).toEqual({ ok: true });
+  return epoch;
+}
+
+async function versionsAfter(backplane: Backplane, codespace: string, version: number): Promise<number[] | null> {
+  return (await backplane.readLog(codespace, version)).entries?.map((entry) => entry.version) ?? null;
 }
 
 export function backplaneContract(name: string, make: () => Promise<ContractSubject>): void {
@@ -44,8 +55,11 @@ export function backplaneContract(name: string, make: () => Promise<ContractSubj
     });
     afterEach(async () => subject.cleanup());
 
-    it('loads an unknown codespace as the empty document at version 0', async () => {
-      expect(await backplane.load(codespace)).toEqual({ text: '', version: 0, log: [] });
+    it('loads an unknown codespace as the empty document at version 0, in one epoch', async () => {
+      const doc = await backplane.load(codespace);
+      expect(doc).toMatchObject({ text: '', version: 0, log: [] });
+      expect(doc.epoch).toMatch(/^[A-Za-z0-9_-]{1,64}$/);
+      expect((await backplane.load(codespace)).epoch).toBe(doc.epoch);
     });
 
     it('commits in version order and loads the log replayed', async () => {
@@ -57,59 +71,67 @@ export function backplaneContract(name: string, make: () => Promise<ContractSubj
       expect(doc.log[1]).toEqual(appendEntry(2));
     });
 
-    it('refuses a commit that does not follow the stored version and changes nothing', async () => {
-      await commitUpTo(backplane, codespace, 2);
-      const gap = await backplane.commit(codespace, appendEntry(4));
-      expect(gap).toMatchObject({ ok: false, reason: 'conflict', stored: 2 });
-      const replay = await backplane.commit(codespace, appendEntry(2));
+    it('refuses a commit that does not follow the stored version, or names another epoch, and changes nothing', async () => {
+      const epoch = await commitUpTo(backplane, codespace, 2);
+      const gap = await backplane.commit(codespace, appendEntry(4), epoch);
+      expect(gap).toMatchObject({ ok: false, reason: 'conflict', stored: 2, epoch });
+      const replay = await backplane.commit(codespace, appendEntry(2), epoch);
       expect(replay).toMatchObject({ ok: false, reason: 'conflict', stored: 2 });
+      const otherHistory = await backplane.commit(codespace, appendEntry(3), 'another-epoch');
+      expect(otherHistory).toMatchObject({ ok: false, reason: 'conflict', stored: 2, epoch });
       expect((await backplane.load(codespace)).text).toBe(textAt(2));
     });
 
     it('reads the log after a version, and says when it no longer reaches back', async () => {
-      await commitUpTo(backplane, codespace, 4);
-      expect((await backplane.readLog(codespace, 1))?.map((entry) => entry.version)).toEqual([2, 3, 4]);
-      expect(await backplane.readLog(codespace, 4)).toEqual([]);
-      expect(await backplane.readLog(codespace, 9)).toEqual([]);
-      await backplane.saveSnapshot(codespace, textAt(4), 4);
+      const epoch = await commitUpTo(backplane, codespace, 4);
+      expect(await versionsAfter(backplane, codespace, 1)).toEqual([2, 3, 4]);
+      expect(await backplane.readLog(codespace, 4)).toEqual({ epoch, entries: [] });
+      expect(await backplane.readLog(codespace, 9)).toEqual({ epoch, entries: [] });
+      await backplane.saveSnapshot(codespace, textAt(4), 4, epoch);
       // Trimmed below snapshot - history: version 1 is gone, 2 is the oldest base kept.
-      expect(await backplane.readLog(codespace, 0)).toBeNull();
-      expect((await backplane.readLog(codespace, 1))?.map((entry) => entry.version)).toEqual([2, 3, 4]);
+      expect(await versionsAfter(backplane, codespace, 0)).toBeNull();
+      expect(await versionsAfter(backplane, codespace, 1)).toEqual([2, 3, 4]);
     });
 
     it('loads a snapshot with the log after it, and keeps history below it', async () => {
-      await commitUpTo(backplane, codespace, 6);
-      await backplane.saveSnapshot(codespace, textAt(5), 5);
+      const epoch = await commitUpTo(backplane, codespace, 6);
+      await backplane.saveSnapshot(codespace, textAt(5), 5, epoch);
       const doc = await backplane.load(codespace);
       expect(doc.text).toBe(textAt(6));
       expect(doc.version).toBe(6);
       expect(doc.log.map((entry) => entry.version)).toEqual([4, 5, 6]);
       // Never trimmed above the snapshot: version 3 (= 5 - history + 1) is still there.
-      expect((await backplane.readLog(codespace, 2))?.map((entry) => entry.version)).toEqual([3, 4, 5, 6]);
+      expect(await versionsAfter(backplane, codespace, 2)).toEqual([3, 4, 5, 6]);
     });
 
     it('ignores a snapshot older than the stored one or beyond the stored version', async () => {
-      await commitUpTo(backplane, codespace, 3);
-      await backplane.saveSnapshot(codespace, textAt(3), 3);
-      await backplane.saveSnapshot(codespace, 'stale', 2);
-      await backplane.saveSnapshot(codespace, 'future', 9);
+      const epoch = await commitUpTo(backplane, codespace, 3);
+      await backplane.saveSnapshot(codespace, textAt(3), 3, epoch);
+      await backplane.saveSnapshot(codespace, 'stale', 2, epoch);
+      await backplane.saveSnapshot(codespace, 'future', 9, epoch);
       expect((await backplane.load(codespace)).text).toBe(textAt(3));
+      await commitUpTo(backplane, codespace, 0);
+      expect(await backplane.commit(codespace, appendEntry(4), epoch)).toEqual({ ok: true });
+      await backplane.saveSnapshot(codespace, 'another history', 4, 'another-epoch');
+      expect((await backplane.load(codespace)).text).toBe(textAt(4));
     });
 
-    it('restores a document into a store that holds less, and only then', async () => {
+    it('restores a history into a store that holds no version, with its epoch, and never over a committed version', async () => {
       const log = [appendEntry(4), appendEntry(5)];
-      expect(await backplane.restore(codespace, { text: textAt(5), version: 5, log })).toBe(true);
+      await epochOf(backplane, codespace); // a load made an epoch at version 0: still nothing committed
+      expect(await backplane.restore(codespace, { text: textAt(5), version: 5, log, epoch: 'restored-epoch' })).toBe(true);
       const doc = await backplane.load(codespace);
-      expect(doc).toMatchObject({ text: textAt(5), version: 5 });
-      expect(await backplane.commit(codespace, appendEntry(6))).toEqual({ ok: true });
-      expect((await backplane.readLog(codespace, 3))?.map((entry) => entry.version)).toEqual([4, 5, 6]);
-      expect(await backplane.restore(codespace, { text: 'older', version: 4, log: [] })).toBe(false);
+      expect(doc).toMatchObject({ text: textAt(5), version: 5, epoch: 'restored-epoch' });
+      expect(await backplane.commit(codespace, appendEntry(6), 'restored-epoch')).toEqual({ ok: true });
+      expect(await versionsAfter(backplane, codespace, 3)).toEqual([4, 5, 6]);
+      expect(await backplane.restore(codespace, { text: 'older', version: 4, log: [], epoch: 'x' })).toBe(false);
+      expect(await backplane.restore(codespace, { text: 'newer', version: 9, log: [], epoch: 'x' })).toBe(false);
       expect((await backplane.load(codespace)).text).toBe(textAt(6));
     });
 
     it('keeps codespaces apart', async () => {
       await commitUpTo(backplane, codespace, 2);
-      expect(await backplane.load(`${codespace}-other`)).toEqual({ text: '', version: 0, log: [] });
+      expect(await backplane.load(`${codespace}-other`)).toMatchObject({ text: '', version: 0, log: [] });
     });
   });
 }

@@ -25,7 +25,9 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
   apiUrl = `http://127.0.0.1:${(api.address() as { port: number }).port}/`;
-  server = await startTestServer({ apiBaseUrl: apiUrl, authTimeoutMs: 300, maxMessageBytes: 4096, maxDocLength: 1000 });
+  // AUTH_TIMEOUT_MS generous enough for the stub API to answer on a busy machine (at 300 ms, a
+  // load average of 8-13 made ordinary lookups time out and close with 1013): only `slow` waits it out.
+  server = await startTestServer({ apiBaseUrl: apiUrl, authTimeoutMs: 3_000, maxMessageBytes: 4096, maxDocLength: 1000 });
 });
 afterEach(() => {
   for (const client of open.splice(0)) client.close();
@@ -214,7 +216,7 @@ describe('bad input', () => {
     async function closeOf(token: string): Promise<number> {
       const client = await TestClient.open(server.urlFor(token));
       open.push(client);
-      return (await client.closedWith(3000)).code;
+      return (await client.closedWith(15_000)).code;
     }
 
     it('4401 for an unknown kind of token and for a codespace id with bad characters', async () => {

@@ -1,7 +1,7 @@
 /** ARCHITECTURE.md, Embedding: the hub and its channel actors with no socket at all. */
 import { EditorState, type TransactionSpec } from '@codemirror/state';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CloseCode, connect, connectInProcess, createHub, inProcessTransport, syncEditor, type CodespaceClient, type Hub, type ServerMessage } from '../src/mod.ts';
+import { CloseCode, connect, connectInProcess, createHub, inProcessTransport, syncEditor, type ClientLink, type ClientTransport, type CodespaceClient, type Hub, type ServerMessage } from '../src/mod.ts';
 import { waitFor } from './support/ws_client.ts';
 
 let hub: Hub | null = null;
@@ -112,6 +112,40 @@ describe('the SDK over an in-process transport', () => {
     a.applyLocal([{ from: a.text.length, to: a.text.length, insert: 'away;' }]);
     await waitFor(() => a.reconnects >= 1 && a.synced && b.text === 'before;away;', 5000, 'the edit made while away arrived');
     expect(a.text).toBe('before;away;');
+  });
+
+  it('sends its client key in-process too: a change resent after a lost ack is applied once', async () => {
+    hub = createHub({ channelGraceMs: 100 });
+    // The first ack never arrives: the link drops right after the commit, as a socket might.
+    let dropped = false;
+    const inner = inProcessTransport(hub, 'tmp-sdk-lost-ack');
+    const losingFirstAck: ClientTransport = {
+      decode: inner.decode,
+      open(query, events) {
+        const link: ClientLink = inner.open(query, {
+          message(message) {
+            if (!dropped && (message as { operation?: string }).operation === 'ack') {
+              dropped = true;
+              link.close(1000, 'lost');
+              return events.close(1006, 'connection lost');
+            }
+            events.message(message);
+          },
+          close: events.close,
+        });
+        return link;
+      },
+    };
+    const client = connect(losingFirstAck, { minReconnectDelayMs: 10, maxReconnectDelayMs: 50 });
+    clients.push(client);
+    await waitFor(() => client.state === 'open', 5000, 'open');
+    client.applyLocal([{ from: 0, to: 0, insert: 'once;' }]);
+    await waitFor(() => dropped && client.reconnects >= 1 && client.synced, 5000, 'acked after the reconnect');
+    const observer = open('tmp-sdk-lost-ack');
+    await waitFor(() => observer.state === 'open', 5000, 'observer open');
+    expect(observer.text).toBe('once;');
+    expect(observer.version).toBe(1);
+    expect(client.text).toBe('once;');
   });
 
   it('ends with an error event and no more connections when the hub refuses the token', async () => {

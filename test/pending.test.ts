@@ -28,7 +28,7 @@ const action = fc.oneof(
 );
 
 function simulate(initial: string, clientCount: number, actions: Array<typeof action extends fc.Arbitrary<infer T> ? T : never>) {
-  const server = new TextDoc({ text: initial, version: 0, log: [] }, { history: 10_000, maxDocLength: 1_000_000 });
+  const server = new TextDoc({ text: initial, version: 0, log: [], epoch: 'e' }, { history: 10_000, maxDocLength: 1_000_000 });
   const clients: SimClient[] = Array.from({ length: clientCount }, (_, i) => ({
     id: `c${i}`, doc: new PendingDoc(initial, 0, `c${i}`), up: [], down: [], versionsSeen: [], mirror: initial,
   }));
@@ -76,7 +76,7 @@ function simulate(initial: string, clientCount: number, actions: Array<typeof ac
 
 /** Both edits of `a` buffered before it sends; `b` commits first, then `a`. */
 function simulateScript(initial: string, edits: [string, { from: number; to: number; insert: string }[]][]) {
-  const server = new TextDoc({ text: initial, version: 0, log: [] }, { history: 100, maxDocLength: 1000 });
+  const server = new TextDoc({ text: initial, version: 0, log: [], epoch: 'e' }, { history: 100, maxDocLength: 1000 });
   const clients = ['a', 'b'].map((id) => ({ id, doc: new PendingDoc(initial, 0, id) }));
   for (const [id, changes] of edits) clients.find((c) => c.id === id)!.doc.applyLocal(changes);
   const requests = clients.map((c) => c.doc.takeRequest()!);

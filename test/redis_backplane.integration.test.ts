@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBackplane, type RedisBackplaneOptions } from '../src/backplane/redis_backplane.ts';
 import type { RemoteEvent } from '../src/backplane/backplane.ts';
-import { appendEntry, backplaneContract, CONTRACT_HISTORY, textAt } from './backplane_contract.ts';
+import { appendEntry, backplaneContract, CONTRACT_HISTORY, epochOf, textAt } from './backplane_contract.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 import { waitFor } from './support/ws_client.ts';
 
@@ -30,9 +30,10 @@ backplaneContract('redis', async () => {
 describe('RedisBackplane', () => {
   it('stores the layout of PROTOCOL.md §7: a hash with code and versions, a stream with <version>-0 ids', async () => {
     const backplane = open();
-    for (let v = 1; v <= 3; v++) await backplane.commit('layout', appendEntry(v));
-    await backplane.saveSnapshot('layout', textAt(2), 2);
-    expect(await redis.client.hgetall('cs:layout')).toEqual({ code: textAt(2), code_version: '2', version: '3' });
+    const epoch = await epochOf(backplane, 'layout');
+    for (let v = 1; v <= 3; v++) await backplane.commit('layout', appendEntry(v), epoch);
+    await backplane.saveSnapshot('layout', textAt(2), 2, epoch);
+    expect(await redis.client.hgetall('cs:layout')).toEqual({ code: textAt(2), code_version: '2', version: '3', epoch });
     const ids = (await redis.client.xrange('cs:layout:log', '-', '+')).map(([id]) => id);
     expect(ids).toEqual(['1-0', '2-0', '3-0']);
   });
@@ -42,16 +43,17 @@ describe('RedisBackplane', () => {
     // A stream left from an earlier life of the key must not be replayed over the API's text.
     await redis.client.xadd('cs:from-api:log', '1-0', 'e', JSON.stringify(appendEntry(1)));
     const backplane = open();
-    expect(await backplane.load('from-api')).toEqual({ text: 'print("hi")\n', version: 0, log: [] });
+    const loaded = await backplane.load('from-api');
+    expect(loaded).toMatchObject({ text: 'print("hi")\n', version: 0, log: [] });
     const entry = { version: 1, changes: [{ from: 0, to: 0, insert: '# ' }], docLength: 12, sender: 'a' };
-    expect(await backplane.commit('from-api', entry)).toEqual({ ok: true });
+    expect(await backplane.commit('from-api', entry, loaded.epoch)).toEqual({ ok: true });
     expect(await backplane.load('from-api')).toMatchObject({ text: '# print("hi")\n', version: 1 });
   });
 
   it('puts the TTL on both keys at every commit, the tmp- one for tmp- codespaces', async () => {
     const backplane = open({ ttlS: 500, tmpTtlS: 50 });
-    await backplane.commit('kept', appendEntry(1));
-    await backplane.commit('tmp-short', appendEntry(1));
+    await backplane.commit('kept', appendEntry(1), await epochOf(backplane, 'kept'));
+    await backplane.commit('tmp-short', appendEntry(1), await epochOf(backplane, 'tmp-short'));
     for (const key of ['cs:kept', 'cs:kept:log']) expect(await redis.client.ttl(key)).toBeGreaterThan(400);
     for (const key of ['cs:tmp-short', 'cs:tmp-short:log']) {
       const ttl = await redis.client.ttl(key);
@@ -70,17 +72,18 @@ describe('RedisBackplane', () => {
     const heardByTwo: RemoteEvent[] = [];
     await one.subscribe('pubsub', (event) => heardByOne.push(event));
     await two.subscribe('pubsub', (event) => heardByTwo.push(event));
-    await one.commit('pubsub', appendEntry(1));
+    const epoch = await epochOf(one, 'pubsub');
+    await one.commit('pubsub', appendEntry(1), epoch);
     one.publishSelection('pubsub', { operation: 'create_selection', sender: 'x', version: 1, selections: [] });
     await waitFor(() => heardByTwo.length === 2, 3000, 'two events');
-    expect(heardByTwo[0]).toEqual({ kind: 'entry', entry: appendEntry(1) });
+    expect(heardByTwo[0]).toEqual({ kind: 'entry', epoch, entry: appendEntry(1) });
     expect(heardByTwo[1]).toMatchObject({ kind: 'selection', message: { sender: 'x' } });
     // The committing instance hears its own entry (dropped by version in the channel), never its selection.
     await waitFor(() => heardByOne.length === 1, 3000, 'own entry echo');
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(heardByOne.map((event) => event.kind)).toEqual(['entry']);
     two.unsubscribe('pubsub');
-    await one.commit('pubsub', appendEntry(2));
+    await one.commit('pubsub', appendEntry(2), epoch);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(heardByTwo).toHaveLength(2);
   });
@@ -90,17 +93,18 @@ describe('RedisBackplane', () => {
     try {
       const backplane = new RedisBackplane({ url: own.url, keyPrefix: '', ttlS: 0, tmpTtlS: 0, history: 10, timeoutMs: 500 });
       opened.push(backplane);
-      expect(await backplane.commit('away', appendEntry(1))).toEqual({ ok: true });
+      const epoch = await epochOf(backplane, 'away');
+      expect(await backplane.commit('away', appendEntry(1), epoch)).toEqual({ ok: true });
       await own.kill();
       const started = Date.now();
-      expect(await backplane.commit('away', appendEntry(2))).toMatchObject({ ok: false, reason: 'unavailable' });
+      expect(await backplane.commit('away', appendEntry(2), epoch)).toMatchObject({ ok: false, reason: 'unavailable' });
       expect(Date.now() - started).toBeLessThan(2000);
       await own.start();
-      // Redis came back empty (no persistence): the store is behind, restore gives it back.
+      // Redis came back empty (no persistence): its history is gone, restore gives it back.
       await waitFor(() => backplane.connected, 5000, 'reconnect');
-      expect(await backplane.commit('away', appendEntry(2))).toMatchObject({ ok: false, reason: 'conflict', stored: 0 });
-      expect(await backplane.restore('away', { text: textAt(1), version: 1, log: [appendEntry(1)] })).toBe(true);
-      expect(await backplane.commit('away', appendEntry(2))).toEqual({ ok: true });
+      expect(await backplane.commit('away', appendEntry(2), epoch)).toMatchObject({ ok: false, reason: 'conflict', stored: 0, epoch: '' });
+      expect(await backplane.restore('away', { text: textAt(1), version: 1, log: [appendEntry(1)], epoch })).toBe(true);
+      expect(await backplane.commit('away', appendEntry(2), epoch)).toEqual({ ok: true });
     } finally {
       await own.stop();
     }

@@ -49,7 +49,7 @@ describe('a channel on Redis', () => {
   it('fills a gap in pub/sub from the log, in version order', async () => {
     const client = await join('tmp-gap');
     await commitSilently('tmp-gap', entry(1, 0, 'a'));
-    expect(await other.commit('tmp-gap', entry(2, 1, 'b'))).toEqual({ ok: true });
+    expect(await other.commit('tmp-gap', entry(2, 1, 'b'), (await other.load('tmp-gap')).epoch)).toEqual({ ok: true });
     const first = await client.next((m) => m.operation === 'insert_value');
     const second = await client.next((m) => m.operation === 'insert_value');
     expect([first.version, second.version]).toEqual([1, 2]);

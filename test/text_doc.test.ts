@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { TextDoc, changeSetOf, specsOf, checkChangeShape, textOf } from '../src/doc/text_doc.ts';
 
 function doc(text: string, history = 10, maxDocLength = 1000): TextDoc {
-  return new TextDoc({ text, version: 0, log: [] }, { history, maxDocLength });
+  return new TextDoc({ text, version: 0, log: [], epoch: 'e' }, { history, maxDocLength });
 }
 
 function commit(target: TextDoc, request: Parameters<TextDoc['prepare']>[0], sender = 's'): number {
@@ -87,7 +87,7 @@ describe('TextDoc', () => {
     const first = doc('x');
     commit(first, { changes: [{ from: 1, to: 1, insert: 'y' }], ref: 'a' });
     const log = first.entriesAfter(0)!;
-    const loaded = new TextDoc({ text: first.toString(), version: 1, log }, { history: 10, maxDocLength: 100 });
+    const loaded = new TextDoc({ text: first.toString(), version: 1, log, epoch: 'e' }, { history: 10, maxDocLength: 100 });
     expect(loaded.prepare({ changes: [], ref: 'a' }, 's')).toEqual({ kind: 'duplicate', version: 1 });
     expect(loaded.entriesAfter(0)).toHaveLength(1);
   });
@@ -105,5 +105,41 @@ describe('changeSetOf / specsOf', () => {
   it('checks order, bounds and surrogates', () => {
     expect(checkChangeShape([{ from: 0, to: 1, insert: '' }, { from: 1, to: 1, insert: 'x' }], 3)).toBeNull();
     expect(checkChangeShape([{ from: 0, to: 4, insert: '' }], 3)).toMatch(/past/);
+  });
+});
+
+describe('TextDoc history bounds (PROTOCOL.md §6)', () => {
+  function bounded(historyBytes: number): TextDoc {
+    return new TextDoc({ text: '', version: 0, log: [], epoch: 'e' }, { history: 100, historyBytes, maxDocLength: 1_000_000 });
+  }
+
+  it('trims the history to HISTORY_BYTES (inserted units + 16 per change) and keeps deduplication for HISTORY versions', () => {
+    const d = bounded(1_000);
+    for (let v = 0; v < 10; v++) {
+      const result = d.prepare({ changes: [{ from: 0, to: d.length, insert: 'x'.repeat(300) }], version: v, ref: `r${v}` }, 's', 'author-1');
+      if (result.kind !== 'ready') throw new Error(JSON.stringify(result));
+      d.install(result.entry, result.set);
+    }
+    // 316 bytes an entry: three fit in 1,000.
+    expect(d.oldestBase).toBe(7);
+    expect(d.entriesAfter(6)).toBeNull();
+    expect(d.prepare({ changes: [], version: 5 }, 's')).toMatchObject({ kind: 'rejected', code: 'stale' });
+    // The ref of version 1 is long gone from the history, and still deduplicated for its author.
+    expect(d.prepare({ changes: [], ref: 'r0' }, 's', 'author-1')).toEqual({ kind: 'duplicate', version: 1 });
+    expect(d.prepare({ changes: [], ref: 'r0' }, 's', 'author-2')).toMatchObject({ kind: 'ready' });
+    const stored = { text: d.toString(), version: d.version, log: d.entriesAfter(d.oldestBase)!, epoch: 'e', refs: d.refsBefore(d.oldestBase + 1) };
+    const reloaded = new TextDoc(stored, { history: 100, historyBytes: 1_000, maxDocLength: 1_000_000 });
+    expect(reloaded.prepare({ changes: [], ref: 'r2' }, 's', 'author-1')).toEqual({ kind: 'duplicate', version: 3 });
+  });
+
+  it('forgets refs older than HISTORY versions', () => {
+    const d = new TextDoc({ text: '', version: 0, log: [], epoch: 'e' }, { history: 3, maxDocLength: 100 });
+    for (let v = 0; v < 5; v++) {
+      const result = d.prepare({ changes: [{ from: 0, to: 0, insert: 'a' }], ref: `r${v}` }, 's', 'k');
+      if (result.kind !== 'ready') throw new Error(JSON.stringify(result));
+      d.install(result.entry, result.set);
+    }
+    expect(d.prepare({ changes: [], ref: 'r1' }, 's', 'k')).toMatchObject({ kind: 'ready' });
+    expect(d.prepare({ changes: [], ref: 'r3' }, 's', 'k')).toEqual({ kind: 'duplicate', version: 4 });
   });
 });

@@ -4,7 +4,8 @@
  * everything it says leaves through `send` as envelopes with bytes already encoded.
  */
 import type { Backplane, RemoteEvent } from '../backplane/backplane.ts';
-import { TextDoc, type EditRequest, type LogEntry, type StoredDoc } from '../doc/text_doc.ts';
+import { entryBytes, TextDoc, type EditRequest, type LogEntry, type StoredDoc } from '../doc/text_doc.ts';
+import { bringBack } from '../doc/history_merge.ts';
 import { encodeMessage } from '../protocol/codec.ts';
 import type {
   Codec,
@@ -30,12 +31,17 @@ export type ChannelMessage =
   | { type: 'remote'; event: RemoteEvent }
   | { type: 'tick'; now: number };
 
+/** The sender of changes the server makes itself (a history brought back, a repair); never a connection id. */
+export const SERVER_SENDER = 'server';
+
 /** Commits lost to other instances in a row before the edit is answered `unavailable`. */
 const MAX_COMMIT_ATTEMPTS = 32;
 
 interface Member {
   mode: Mode;
   codec: Codec;
+  /** Whom its refs are deduplicated for (a hashed client key, or the connection). */
+  author: string;
 }
 
 export interface ChannelOptions {
@@ -50,6 +56,11 @@ export interface ChannelOptions {
   touchEveryMs: number;
   /** The hosting thread's event-loop lag p99 in seconds, reported with heartbeats. */
   threadLagS?: () => number;
+  /**
+   * True while the hosting thread is short of memory: new joins get 1013 and edits `unavailable`
+   * (both temporary), before the thread runs out and takes every channel on it down (issue 11).
+   */
+  overBudget?: () => boolean;
 }
 
 /** Commit samples kept between two heartbeats; beyond, the newest replace the oldest. */
@@ -77,6 +88,9 @@ export class Channel {
   #now = 0;
   #stats: ChannelStats = { out: {}, errors: {}, commitS: [], lagS: 0 };
   readonly #threadLagS: () => number;
+  readonly #overBudget: () => boolean;
+  /** Bytes of changes installed since the last snapshot: a snapshot is due past HISTORY_BYTES/2. */
+  #bytesSinceSnapshot = 0;
   /** When the client message being handled reached the channel (for the fan-out latency). */
   #receivedAt: number | undefined;
 
@@ -90,6 +104,7 @@ export class Channel {
     this.#touchEveryMs = options.touchEveryMs;
     this.#snapshotVersion = options.doc.version;
     this.#threadLagS = options.threadLagS ?? (() => 0);
+    this.#overBudget = options.overBudget ?? (() => false);
   }
 
   get version(): number {
@@ -103,7 +118,7 @@ export class Channel {
   handle(message: ChannelMessage): void | Promise<void> {
     switch (message.type) {
       case 'join':
-        return this.#join(message.session, message.mode, message.codec, message.resume, message.resync === true);
+        return this.#join(message);
       case 'leave':
         return this.#leave(message.session);
       case 'client':
@@ -112,7 +127,7 @@ export class Channel {
         if (message.msg.operation === '__fault') return injectFault((message.msg as FaultRequest).kind);
         return this.#relaySelection(message.session, message.msg as CreateSelectionRequest);
       case 'heartbeat':
-        return this.#heartbeat(message.seq);
+        return this.#send({ type: 'heartbeat_ack', seq: message.seq, stats: this.takeStats() });
       case 'remote':
         return this.#remote(message.event);
       case 'tick':
@@ -126,18 +141,24 @@ export class Channel {
     }
   }
 
-  #join(session: string, mode: Mode, codec: Codec, resume: number | undefined, resync: boolean): void {
+  #join(join: Extract<ChannelMessage, { type: 'join' }>): void {
+    const { session, mode, codec, author } = join;
+    const resync = join.resync === true;
     const known = this.#members.get(session);
+    if (!known && !resync && this.#overBudget()) return this.#send({ type: 'refuse_join', session });
     if (known) this.#codecCounts[known.codec]--;
-    this.#members.set(session, { mode, codec });
+    this.#members.set(session, { mode, codec, author });
     this.#codecCounts[codec]++;
-    const missed = resume === undefined || resync ? null : this.#doc.entriesAfter(resume);
+    // A resume is served from this history only: with another epoch its versions mean other texts.
+    const sameHistory = join.epoch === undefined || join.epoch === this.#doc.epoch;
+    const missed = join.resume === undefined || resync || !sameHistory ? null : this.#doc.entriesAfter(join.resume);
     const data = this.#welcomeOf(session, mode);
     if (missed) data.resumed = true;
     else data.code = this.#doc.toString();
     this.#to(session, { operation: resync ? 'resync' : 'connected', data });
     if (missed) for (const entry of missed) this.#to(session, broadcastOf(entry));
-    if (!known) this.#broadcast({ operation: 'peer_joined', data: { id: session, mode } }, session);
+    // After a restart every member joins again with `resync`: the others already know it.
+    if (!known && !resync) this.#broadcast({ operation: 'peer_joined', data: { id: session, mode } }, session);
   }
 
   #leave(session: string): void {
@@ -152,29 +173,34 @@ export class Channel {
     const member = this.#members.get(session);
     if (!member) return; // it left while this message was on its way: nobody to answer
     if (member.mode !== 'edit') return this.#refuse(session, 'forbidden', 'this connection is view_only', request.ref);
+    if (this.#overBudget()) return this.#refuse(session, 'unavailable', 'the server is short of memory; send it again later', request.ref);
     // Without a version (SharePython clients) the edit is made on the document as it is now;
     // pinning that base lets a lost commit race rebase it like any other.
     const edit: EditRequest = { changes: request.changes, docLength: request.doc_length, version: request.version ?? this.#doc.version, ref: request.ref };
     for (let attempt = 1; ; attempt++) {
-      const prepared = this.#doc.prepare(edit, session);
+      const prepared = this.#doc.prepare(edit, session, member.author);
       if (prepared.kind === 'duplicate') return this.#ack(session, prepared.version, request.ref);
       if (prepared.kind === 'rejected') return this.#refuse(session, prepared.code, prepared.message, request.ref);
       const started = performance.now();
-      const committed = await this.#backplane.commit(this.#codespace, prepared.entry);
+      const committed = await this.#backplane.commit(this.#codespace, prepared.entry, this.#doc.epoch);
       this.#recordCommit((performance.now() - started) / 1000);
       if (committed.ok) {
         this.#doc.install(prepared.entry, prepared.set);
         this.#ack(session, prepared.entry.version, request.ref);
         this.#broadcast(broadcastOf(prepared.entry), session);
-        return this.#afterInstall();
+        return this.#afterInstall(prepared.entry);
       }
       if (committed.reason === 'unavailable' || attempt === MAX_COMMIT_ATTEMPTS) {
         return this.#refuse(session, 'unavailable', `not committed: ${committed.message}`, request.ref);
       }
-      // Another instance committed first (catch up, then rebase over it), or the store lost
-      // versions this channel holds (write them back).
-      const recovered = committed.stored < this.#doc.version ? await this.#restoreStore() : await this.#catchUp();
+      // Another instance committed first (catch up, then rebase over it), or the store lost the
+      // history this channel holds (reconcile: restore it, or bring it back on top of the new one).
+      const epoch = this.#doc.epoch;
+      const lost = committed.epoch !== epoch || committed.stored < this.#doc.version;
+      const recovered = lost ? await this.#reconcile() : await this.#catchUp();
       if (!recovered) return this.#refuse(session, 'unavailable', 'the store could not be read; send it again', request.ref);
+      // Its base version belongs to a history that is gone; its author got `resync` and resends.
+      if (this.#doc.epoch !== epoch) return this.#refuse(session, 'unavailable', 'the history changed; send it again', request.ref);
     }
   }
 
@@ -182,6 +208,10 @@ export class Channel {
   async #remote(event: RemoteEvent): Promise<void> {
     switch (event.kind) {
       case 'entry':
+        if (event.epoch !== this.#doc.epoch) {
+          await this.#reconcile(); // committed to another history than ours: never apply it
+          return;
+        }
         if (event.entry.version <= this.#doc.version) return; // our own echo, or already read from the log
         if (event.entry.version === this.#doc.version + 1) return this.#installCommitted(event.entry);
         await this.#catchUp(); // a gap: pub/sub lost something, the log has it
@@ -191,7 +221,7 @@ export class Channel {
       case 'reconnected':
         // Pub/sub drops what was published while it was away; and a Redis that restarted empty
         // must get back what this channel holds.
-        if (await this.#catchUp()) await this.#restoreStore();
+        await this.#reconcile();
         return;
       default: {
         const unexpected: never = event;
@@ -200,16 +230,20 @@ export class Channel {
     }
   }
 
-  /** Installs what other instances committed after our version; false if the store is away. */
-  async #catchUp(): Promise<boolean> {
-    let entries: LogEntry[] | null;
+  /**
+   * Installs what other instances committed after our version; false if the store is away. A
+   * store that holds another history is reconciled with, never read from as if it were ours.
+   */
+  async #catchUp(reconcileIfOther = true): Promise<boolean> {
+    let log: { epoch: string; entries: LogEntry[] | null };
     try {
-      entries = await this.#backplane.readLog(this.#codespace, this.#doc.version);
+      log = await this.#backplane.readLog(this.#codespace, this.#doc.version);
     } catch {
       return false;
     }
-    if (entries === null) return this.#reload();
-    for (const entry of entries) this.#installCommitted(entry);
+    if (log.epoch !== this.#doc.epoch) return reconcileIfOther ? this.#reconcile() : false;
+    if (log.entries === null) return this.#reload();
+    for (const entry of log.entries) this.#installCommitted(entry);
     return true;
   }
 
@@ -219,10 +253,71 @@ export class Channel {
     this.#doc.install(entry);
     // Its author, if connected here, was answered `unavailable` and resends: dedup acks it.
     this.#broadcast(broadcastOf(entry), entry.sender);
-    this.#afterInstall();
+    void this.#afterInstall(entry);
   }
 
-  /** The log no longer reaches back to our version: rebuild from the store and resync everyone. */
+  /**
+   * The store and this channel disagree about the history (issue 11): the store restarted empty,
+   * lost its tail, or holds a history started since. The store's committed versions are never
+   * overwritten. A store with no version at all gets ours back; one that lost only our latest
+   * versions of the same history gets them appended; one with another history keeps it, and what
+   * we acknowledged that it lacks comes back on top as one change. Then this channel adopts the
+   * store's history and its members get `resync`. False if the store is away.
+   */
+  async #reconcile(): Promise<boolean> {
+    for (let attempt = 1; attempt <= MAX_COMMIT_ATTEMPTS; attempt++) {
+      let stored: StoredDoc;
+      try {
+        stored = await this.#backplane.load(this.#codespace);
+      } catch {
+        return false;
+      }
+      const doc = this.#doc;
+      if (stored.epoch === doc.epoch && stored.version >= doc.version) return this.#catchUp(false);
+      try {
+        if (stored.version === 0 && doc.version > 0) {
+          if (await this.#backplane.restore(this.#codespace, this.#storedDoc())) return true;
+          continue; // someone committed meanwhile: look again
+        }
+        if (stored.epoch === doc.epoch && this.#sharesTail(stored)) {
+          const appended = await this.#appendMissing(doc.entriesAfter(stored.version) ?? [], stored.epoch);
+          if (appended === 'unavailable') return false;
+          if (appended === 'done') return true;
+          continue;
+        }
+      } catch {
+        return false;
+      }
+      const changes = bringBack(stored.text, doc.toString());
+      if (changes.length > 0) {
+        const entry: LogEntry = { version: stored.version + 1, changes, docLength: stored.text.length, sender: SERVER_SENDER };
+        const committed = await this.#backplane.commit(this.#codespace, entry, stored.epoch);
+        if (!committed.ok && committed.reason === 'unavailable') return false;
+        if (!committed.ok) continue;
+      }
+      return this.#reload();
+    }
+    return false;
+  }
+
+  /** The store's last entry is ours too: the store holds a prefix of our history. */
+  #sharesTail(stored: StoredDoc): boolean {
+    if (stored.version === 0) return true;
+    const theirs = stored.log[stored.log.length - 1];
+    const ours = this.#doc.entriesAfter(stored.version - 1)?.[0];
+    return theirs !== undefined && ours !== undefined && JSON.stringify(entryKeyOf(theirs)) === JSON.stringify(entryKeyOf(ours));
+  }
+
+  /** Commits entries of our history the store lost, in order; 'again' when another got there first. */
+  async #appendMissing(entries: LogEntry[], epoch: string): Promise<'done' | 'again' | 'unavailable'> {
+    for (const entry of entries) {
+      const committed = await this.#backplane.commit(this.#codespace, entry, epoch);
+      if (!committed.ok) return committed.reason === 'unavailable' ? 'unavailable' : 'again';
+    }
+    return 'done';
+  }
+
+  /** The log no longer reaches back to our version, or the history changed: rebuild from the store and resync everyone. */
   async #reload(): Promise<boolean> {
     let stored: StoredDoc;
     try {
@@ -239,22 +334,17 @@ export class Channel {
     return true;
   }
 
-  async #restoreStore(): Promise<boolean> {
-    try {
-      await this.#backplane.restore(this.#codespace, this.#storedDoc());
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   #storedDoc(): StoredDoc {
-    return { text: this.#doc.toString(), version: this.#doc.version, log: this.#doc.entriesAfter(this.#doc.oldestBase) ?? [] };
+    const doc = this.#doc;
+    return { text: doc.toString(), version: doc.version, log: doc.entriesAfter(doc.oldestBase) ?? [], epoch: doc.epoch, refs: doc.refsBefore(doc.oldestBase + 1) };
   }
 
-  #afterInstall(): void | Promise<void> {
+  #afterInstall(entry: LogEntry): void | Promise<void> {
     if (this.#dirtySince === null) this.#dirtySince = this.#now;
-    if (this.#doc.version - this.#snapshotVersion >= this.#snapshotEvery) return this.#snapshot();
+    this.#bytesSinceSnapshot += entryBytes(entry);
+    // The store keeps every change after its snapshot: large edits make a snapshot due sooner.
+    const bytesDue = this.#settings.historyBytes > 0 && this.#bytesSinceSnapshot > this.#settings.historyBytes / 2;
+    if (bytesDue || this.#doc.version - this.#snapshotVersion >= this.#snapshotEvery) return this.#snapshot();
   }
 
   async #tick(now: number): Promise<void> {
@@ -286,19 +376,27 @@ export class Channel {
     if (this.#doc.version === this.#snapshotVersion) return;
     const version = this.#doc.version;
     try {
-      await this.#backplane.saveSnapshot(this.#codespace, this.#doc.toString(), version);
+      await this.#backplane.saveSnapshot(this.#codespace, this.#doc.toString(), version, this.#doc.epoch);
     } catch {
       return;
     }
     this.#snapshotVersion = version;
-    if (this.#doc.version === version) this.#dirtySince = null;
+    if (this.#doc.version === version) {
+      this.#dirtySince = null;
+      this.#bytesSinceSnapshot = 0;
+    }
   }
 
-  #heartbeat(seq: number): void {
+  /**
+   * What the channel did since the last call. The host answers heartbeats with it outside the
+   * mailbox, so a channel waiting on its store still answers: a heartbeat asks whether the
+   * thread is alive, not whether this channel is idle.
+   */
+  takeStats(): ChannelStats {
     const stats = this.#stats;
     stats.lagS = this.#threadLagS();
     this.#stats = { out: {}, errors: {}, commitS: [], lagS: 0 };
-    this.#send({ type: 'heartbeat_ack', seq, stats });
+    return stats;
   }
 
   #recordCommit(seconds: number): void {
@@ -312,7 +410,7 @@ export class Channel {
   }
 
   #welcomeOf(session: string, mode: Mode): ConnectedMessage['data'] {
-    return { id: session, mode, codespace: this.#codespace, version: this.#doc.version, peers: this.#peersOf(session) };
+    return { id: session, mode, codespace: this.#codespace, version: this.#doc.version, epoch: this.#doc.epoch, peers: this.#peersOf(session) };
   }
 
   #peersOf(session: string): PeerInfo[] {
@@ -388,6 +486,11 @@ function coalesceKeyOf(message: { operation?: unknown; sender?: unknown; data?: 
   if (message.operation === 'create_selection') return `s:${String(message.sender)}`;
   if (message.operation === 'peer_joined' || message.operation === 'peer_left') return `p:${String((message.data as { id?: unknown })?.id)}`;
   return undefined;
+}
+
+/** What identifies a committed entry across instances (its author's key stays out of the comparison order). */
+function entryKeyOf(entry: LogEntry): unknown[] {
+  return [entry.version, entry.docLength, entry.sender, entry.ref ?? null, entry.changes.map((change) => [change.from, change.to, change.insert])];
 }
 
 function broadcastOf(entry: LogEntry): InsertValueBroadcast {

@@ -4,16 +4,19 @@
  */
 import type { MemoryBackplane } from '../backplane/memory_backplane.ts';
 import { encodeMessage } from '../protocol/codec.ts';
-import type { CloseCodeEntry } from '../protocol/close_codes.ts';
+import { CloseCode, type CloseCodeEntry } from '../protocol/close_codes.ts';
 import type { ClientMessage, Codec, ErrorMessage, Mode } from '../protocol/messages.ts';
 import type { ChannelInbound, ChannelOutbound, ChannelStats } from './envelopes.ts';
 import { PortLink, type ThreadLink } from './port_link.ts';
+import type { JoinParams } from '../server/upgrade_target.ts';
 
 /** A connection as a channel sees it: transport-neutral (WebSocket session or in-process). */
 export interface Member {
   readonly id: string;
   readonly codec: Codec;
   readonly mode: Mode;
+  /** Whom its refs are deduplicated for: a hashed client key, or the connection itself. */
+  readonly author: string;
   /** `coalesce`: this message may be replaced by a newer one of the same key if the member lags. */
   deliver(bytes: Uint8Array, coalesce?: string): void;
   closeWith(close: CloseCodeEntry): void;
@@ -41,7 +44,17 @@ export class ChannelRef {
   emptySince: number | null;
   lastHeartbeatAck = 0;
   restarts = 0;
+  /** Set by the host while the actor's code runs (SpawnTask.busy); null in-process. */
+  busy: Int32Array | null = null;
+  /** Runs in the quarantine worker: it crashed or hung before. */
+  quarantined = false;
   readonly #members = new Map<string, Member>();
+  /**
+   * Members the actor has welcomed (sent `connected` or `resync`): only they get broadcasts. One
+   * joining in the same moment as another is in `#members` before the actor has seen its join,
+   * and a `peer_joined` meant for the members before it must not reach it first (issue 11).
+   */
+  readonly #welcomed = new Set<string>();
   readonly #store: MemoryBackplane;
   readonly #events: ChannelRefEvents;
   /** The spawn the actor runs as: its envelopes on a thread link carry it. */
@@ -74,16 +87,18 @@ export class ChannelRef {
     return this.#members.values();
   }
 
-  join(member: Member, resume: number | undefined): void {
+  join(member: Member, params: JoinParams): void {
     this.#members.set(member.id, member);
     this.emptySince = null;
-    this.#send(resume === undefined
-      ? { type: 'join', session: member.id, mode: member.mode, codec: member.codec }
-      : { type: 'join', session: member.id, mode: member.mode, codec: member.codec, resume });
+    const join: ChannelInbound = { type: 'join', session: member.id, mode: member.mode, codec: member.codec, author: member.author };
+    if (params.resume !== undefined) join.resume = params.resume;
+    if (params.epoch !== undefined) join.epoch = params.epoch;
+    this.#send(join);
   }
 
   leave(member: Member, now: number): void {
     if (!this.#members.delete(member.id)) return;
+    this.#welcomed.delete(member.id);
     this.#unanswered.delete(member.id);
     this.#send({ type: 'leave', session: member.id });
     if (this.#members.size === 0) this.emptySince = now;
@@ -114,13 +129,14 @@ export class ChannelRef {
   restartOn(port: MessagePort, spawn: number): void {
     this.#link.close();
     this.#answerLostEdits();
+    this.#welcomed.clear();
     this.state = 'starting';
     this.thread = -1;
     this.#spawn = spawn;
     this.#threadLink = null;
     this.#link = this.#linkTo(port);
     for (const member of this.#members.values()) {
-      this.#send({ type: 'join', session: member.id, mode: member.mode, codec: member.codec, resync: true });
+      this.#send({ type: 'join', session: member.id, mode: member.mode, codec: member.codec, author: member.author, resync: true });
     }
   }
 
@@ -128,6 +144,7 @@ export class ChannelRef {
   closeMembers(close: CloseCodeEntry): void {
     for (const member of [...this.#members.values()]) member.closeWith(close);
     this.#members.clear();
+    this.#welcomed.clear();
   }
 
   /** `listener` runs when the actor's task ends next (stop, crash or worker death). */
@@ -184,9 +201,17 @@ export class ChannelRef {
 
   #receive(envelope: ChannelOutbound): void {
     switch (envelope.type) {
-      case 'to':
+      case 'to': {
         if (envelope.answer) this.#unanswered.get(envelope.session)?.shift();
-        this.#members.get(envelope.session)?.deliver(envelope.data);
+        const member = this.#members.get(envelope.session);
+        if (!member) return;
+        // The actor's first message to a member is always its `connected` (or `resync`).
+        this.#welcomed.add(envelope.session);
+        member.deliver(envelope.data);
+        return;
+      }
+      case 'refuse_join':
+        this.#members.get(envelope.session)?.closeWith(CloseCode.overloaded);
         return;
       case 'broadcast':
         this.#fanOut(envelope.except, envelope.json, envelope.msgpack, envelope.coalesce);
@@ -214,7 +239,6 @@ export class ChannelRef {
         if (envelope.stats) this.#events.channelStats(this, envelope.stats);
         return;
       case 'stopped':
-      case 'crashed':
         // The pool task settles too; the supervisor acts on that, once.
         return;
       default: {
@@ -226,9 +250,14 @@ export class ChannelRef {
 
   #fanOut(except: string | null, json: Uint8Array | null, msgpack: Uint8Array | null, coalesce: string | undefined): void {
     for (const member of this.#members.values()) {
-      if (member.id === except) continue;
+      if (member.id === except || !this.#welcomed.has(member.id)) continue;
       const bytes = member.codec === 'json' ? json : msgpack;
       if (bytes) member.deliver(bytes, coalesce);
     }
   }
+}
+
+/** True when the actor was in the middle of its own code (the one that hung its thread). */
+export function wasRunning(ref: ChannelRef): boolean {
+  return ref.busy !== null && Atomics.load(ref.busy, 0) === 1;
 }

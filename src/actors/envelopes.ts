@@ -23,7 +23,8 @@ export interface ChannelStats {
  */
 export type ChannelInbound =
   | { type: 'switch' }
-  | { type: 'join'; session: string; mode: Mode; codec: Codec; resume?: number; resync?: boolean }
+  /** `author`: the dedup scope of its changes; `resume` with `epoch`: PROTOCOL.md §1. */
+  | { type: 'join'; session: string; mode: Mode; codec: Codec; author: string; resume?: number; epoch?: string; resync?: boolean }
   | { type: 'leave'; session: string }
   | { type: 'client'; session: string; msg: ClientMessage }
   | { type: 'heartbeat'; seq: number }
@@ -58,7 +59,8 @@ export type ChannelOutbound =
   | { type: 'store_append'; entry: LogEntry }
   | { type: 'store_snapshot'; text: string; version: number }
   | { type: 'stopped'; version: number }
-  | { type: 'crashed'; message: string };
+  /** The channel cannot take this member now (its worker is short of memory): close it with 1013. */
+  | { type: 'refuse_join'; session: string };
 
 /**
  * What the pool hands a channel host when it spawns a channel. `port` is the channel's own;
@@ -71,10 +73,17 @@ export interface SpawnTask {
   spawn: number;
   supervisor: string;
   settings: ChannelSettings;
+  /**
+   * One Int32 the host sets to 1 while this channel's code runs synchronously: when its thread
+   * stops answering, main reads which channel was running (the one that hung) without asking it.
+   */
+  busy?: SharedArrayBuffer;
 }
 
 export interface ChannelSettings {
   history: number;
+  /** PROTOCOL.md §6: bytes of changes kept for resume and rebase. */
+  historyBytes: number;
   maxDocLength: number;
   snapshotIntervalMs: number;
   backplane: BackplaneSettings;

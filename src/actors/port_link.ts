@@ -13,6 +13,18 @@ import { setImmediate } from 'node:timers';
 import { receiveMessageOnPort } from 'node:worker_threads';
 import { packBatch, unpackBatch } from '../protocol/codec.ts';
 
+/**
+ * What went wrong on a link and was dropped instead of thrown: a throw in a port's message
+ * listener is an uncaught exception that ends the whole thread (main: the process). Everything
+ * crossing is rebuilt from validated fields first, so this should stay 0; tests read it.
+ */
+export const linkFaults = { dropped: 0, lastError: '' };
+
+function noteFault(error: unknown): void {
+  linkFaults.dropped++;
+  linkFaults.lastError = error instanceof Error ? error.message : String(error);
+}
+
 const TRANSFER_ABOVE_BYTES = 16 * 1024;
 
 /** What a host posts, outside the batches, on the port of the first channel it runs for a supervisor. */
@@ -45,7 +57,34 @@ class Outbox {
   addPair(id: number, envelope: unknown): void {
     if (this.closed) return;
     this.#items.push(id, envelope);
+    this.#pairs = true;
     this.#scheduleFlush();
+  }
+
+  #pairs = false;
+
+  /**
+   * The batch encoded; should one item not encode, the batch without it (each item is tried on
+   * its own only then), so one bad envelope costs itself and nothing else.
+   */
+  #pack(items: unknown[]): Uint8Array {
+    try {
+      return packBatch(items);
+    } catch (error) {
+      noteFault(error);
+      const unit = this.#pairs ? 2 : 1;
+      const kept: unknown[] = [];
+      for (let i = 0; i < items.length; i += unit) {
+        const group = items.slice(i, i + unit);
+        try {
+          packBatch(group);
+          kept.push(...group);
+        } catch (itemError) {
+          noteFault(itemError);
+        }
+      }
+      return packBatch(kept);
+    }
   }
 
   #scheduleFlush(): void {
@@ -57,7 +96,7 @@ class Outbox {
   flush(): void {
     this.#flushScheduled = false;
     if (this.closed || this.#items.length === 0) return;
-    const bytes = packBatch(this.#items);
+    const bytes = this.#pack(this.#items);
     this.#items = [];
     // A small batch is cheaper to copy than to transfer (detaching and re-wrapping the buffer cost
     // more than copying a few hundred bytes: ~10 µs less CPU per round trip between two threads
@@ -128,7 +167,13 @@ export class PortLink<Inbound, Outbound> {
   readonly #portOnMessage = (event: MessageEvent): void => {
     if (this.#out.closed) return;
     if (isThreadLinkOffer(event.data)) return this.#offered?.(event.data.threadLink);
-    for (const envelope of unpackBatch(event.data as Uint8Array)) this.#receive(envelope as Inbound);
+    for (const envelope of unpackOrDrop(event.data)) {
+      try {
+        this.#receive(envelope as Inbound);
+      } catch (error) {
+        noteFault(error);
+      }
+    }
   };
 }
 
@@ -166,7 +211,24 @@ export class ThreadLink<Inbound, Outbound> {
 
   readonly #portOnMessage = (event: MessageEvent): void => {
     if (this.#out.closed) return;
-    const batch = unpackBatch(event.data as Uint8Array);
-    for (let i = 0; i + 1 < batch.length; i += 2) this.#receive(batch[i] as number, batch[i + 1] as Inbound);
+    const batch = unpackOrDrop(event.data);
+    for (let i = 0; i + 1 < batch.length; i += 2) {
+      try {
+        this.#receive(batch[i] as number, batch[i + 1] as Inbound);
+      } catch (error) {
+        noteFault(error);
+      }
+    }
   };
+}
+
+function unpackOrDrop(data: unknown): unknown[] {
+  try {
+    const batch = unpackBatch(data as Uint8Array);
+    if (Array.isArray(batch)) return batch;
+    throw new TypeError('a batch is not an array');
+  } catch (error) {
+    noteFault(error);
+    return [];
+  }
 }

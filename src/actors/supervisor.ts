@@ -7,11 +7,17 @@ import type { MemoryBackplane } from '../backplane/memory_backplane.ts';
 import { CloseCode, ProtocolError } from '../protocol/close_codes.ts';
 import type { ClientMessage } from '../protocol/messages.ts';
 import type { ChannelInbound, ChannelOutbound, ChannelSettings, ChannelStats, SpawnTask } from './envelopes.ts';
-import { ChannelRef, type Member } from './channel_ref.ts';
+import { ChannelRef, wasRunning, type Member } from './channel_ref.ts';
 import { ThreadLink } from './port_link.ts';
+import type { JoinParams } from '../server/upgrade_target.ts';
 
-/** How a channel's task ended; `unavailable`: its document could not be loaded from the store. */
-export type ChannelEnd = 'stopped' | 'crashed' | 'unavailable';
+/**
+ * How a channel's task ended; `unavailable`: its document could not be loaded from the store;
+ * `crashed`: its error's message and the top of its stack (a crash crosses threads as a value).
+ */
+export type ChannelEnd = 'stopped' | 'unavailable' | { crashed: string };
+
+type EndKind = 'stopped' | 'crashed' | 'unavailable';
 
 /** Where channels run: a worker pool, or this thread (embedding, WORKERS=0). */
 export interface Placement {
@@ -21,8 +27,18 @@ export interface Placement {
   close(): Promise<void>;
 }
 
+/** How long a codespace that crashed or hung runs in quarantine. */
+const QUARANTINE_MS = 10 * 60_000;
+/** Most codespaces remembered as suspects; the oldest are forgotten first. */
+const MAX_SUSPECTS = 10_000;
+
 export interface SupervisorOptions {
   placement: Placement;
+  /**
+   * Where a codespace that crashed or hung before runs from then on: one bounded worker of its
+   * own, so a repeat offender stalls only others like it (ARCHITECTURE.md). Made at first need.
+   */
+  quarantine?: () => Placement;
   store: MemoryBackplane;
   settings: ChannelSettings;
   channelGraceMs: number;
@@ -58,6 +74,10 @@ export class Supervisor {
   readonly #threadLinks = new Set<ThreadLink<ChannelOutbound, ChannelInbound>>();
   #heartbeatSeq = 0;
   #lastHeartbeat = 0;
+  #lastTick = 0;
+  /** Codespaces that crashed or hung, until when they run in quarantine. */
+  readonly #suspects = new Map<string, number>();
+  #quarantine: Placement | null = null;
   #closed = false;
   /** Restarts, hung workers terminated and refusals, for the log and tests. */
   readonly counts = { restarts: 0, hungWorkers: 0, refusals: 0 };
@@ -84,7 +104,7 @@ export class Supervisor {
   }
 
   /** Throws ProtocolError 4500 while the codespace cools down after failing repeatedly. */
-  join(member: Member, codespace: string, resume: number | undefined): ChannelRef {
+  join(member: Member, codespace: string, params: JoinParams): ChannelRef {
     const until = this.#refusedUntil.get(codespace);
     if (until !== undefined) {
       if (Date.now() < until) {
@@ -96,7 +116,7 @@ export class Supervisor {
     }
     let ref = this.#channels.get(codespace);
     if (!ref || ref.state === 'stopping' || ref.state === 'stopped') ref = this.#spawn(codespace);
-    ref.join(member, resume);
+    ref.join(member, params);
     return ref;
   }
 
@@ -114,6 +134,11 @@ export class Supervisor {
    * them, and stopping channels empty for the grace period.
    */
   tick(now: number): void {
+    // A tick that comes late means this thread was held up (a busy machine, a long GC): the
+    // channels' silence is then ours, not theirs, so it is not counted against them.
+    const late = this.#lastTick > 0 && now - this.#lastTick > Math.max(200, this.#options.heartbeatTimeoutMs / 2);
+    this.#lastTick = now;
+    if (late) for (const ref of this.#channels.values()) ref.lastHeartbeatAck = Math.max(ref.lastHeartbeatAck, now - this.#options.heartbeatIntervalMs);
     const beat = now - this.#lastHeartbeat >= this.#options.heartbeatIntervalMs;
     if (beat) this.#lastHeartbeat = now;
     const seq = beat ? ++this.#heartbeatSeq : this.#heartbeatSeq;
@@ -132,9 +157,17 @@ export class Supervisor {
 
   /** A channel spins: its whole worker goes, piscina replaces it, its channels restart elsewhere. */
   #terminateHung(thread: number, now: number): void {
-    const codespaces = [...this.#channels.values()].filter((ref) => ref.thread === thread).map((ref) => ref.codespace);
-    this.#options.log('worker_hung', { thread, codespaces, silentMs: Math.max(...[...this.#channels.values()].filter((ref) => ref.thread === thread).map((ref) => now - ref.lastHeartbeatAck)) });
-    if (!this.#options.placement.terminateThread(thread)) return;
+    const onThread = [...this.#channels.values()].filter((ref) => ref.thread === thread);
+    const culprits = onThread.filter(wasRunning).map((ref) => ref.codespace);
+    for (const codespace of culprits) this.#suspect(codespace, now);
+    this.#options.log('worker_hung', {
+      thread,
+      channels: onThread.length,
+      hung: culprits,
+      silentMs: Math.max(...onThread.map((ref) => now - ref.lastHeartbeatAck)),
+    });
+    const terminated = this.#options.placement.terminateThread(thread) || (this.#quarantine?.terminateThread(thread) ?? false);
+    if (!terminated) return;
     this.#terminated.add(thread);
     this.counts.hungWorkers++;
     // Thread ids are never reused within a process; forget it once it is surely gone.
@@ -148,7 +181,7 @@ export class Supervisor {
     await Promise.allSettled([...this.#stopping.values()]);
     for (const link of this.#threadLinks) link.close();
     this.#threadLinks.clear();
-    await this.#options.placement.close();
+    await Promise.all([this.#options.placement.close(), this.#quarantine?.close()]);
   }
 
   #spawn(codespace: string): ChannelRef {
@@ -183,13 +216,36 @@ export class Supervisor {
   }
 
   #run(ref: ChannelRef, port: MessagePort): void {
+    const busy = typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(4) : undefined;
+    ref.busy = busy ? new Int32Array(busy) : null;
     const task: SpawnTask = { codespace: ref.codespace, port, spawn: ref.spawn, supervisor: this.#id, settings: this.#options.settings };
+    if (busy) task.busy = busy;
+    const placement = this.#placementFor(ref);
     const previous = this.#stopping.get(ref.codespace);
-    const started = previous ? previous.then(() => this.#options.placement.spawn(task)) : this.#options.placement.spawn(task);
+    const started = previous ? previous.then(() => placement.spawn(task)) : placement.spawn(task);
     started.then(
-      (end) => this.#channelEnded(ref, end, end === 'crashed' ? 'channel crashed' : end),
+      (end) => {
+        if (typeof end !== 'object') return this.#channelEnded(ref, end, end);
+        this.#suspect(ref.codespace, Date.now()); // its own code threw: it is the one to isolate
+        this.#channelEnded(ref, 'crashed', end.crashed);
+      },
       (error: unknown) => this.#channelEnded(ref, 'crashed', `worker died: ${error instanceof Error ? error.message : String(error)}`),
     );
+  }
+
+  /** The quarantine for a codespace that crashed or hung lately; the pool for everyone else. */
+  #placementFor(ref: ChannelRef): Placement {
+    const until = this.#suspects.get(ref.codespace);
+    ref.quarantined = until !== undefined && until > Date.now() && this.#options.quarantine !== undefined;
+    if (!ref.quarantined) return this.#options.placement;
+    this.#quarantine ??= this.#options.quarantine!();
+    return this.#quarantine;
+  }
+
+  #suspect(codespace: string, now: number): void {
+    this.#suspects.delete(codespace);
+    this.#suspects.set(codespace, now + QUARANTINE_MS);
+    if (this.#suspects.size > MAX_SUSPECTS) this.#suspects.delete(this.#suspects.keys().next().value!);
   }
 
   #stopChannel(ref: ChannelRef): void {
@@ -203,7 +259,7 @@ export class Supervisor {
     });
   }
 
-  #channelEnded(ref: ChannelRef, end: ChannelEnd, why: string): void {
+  #channelEnded(ref: ChannelRef, end: EndKind, why: string): void {
     const wasStopping = ref.state === 'stopping';
     ref.markEnded();
     if (end === 'stopped' || wasStopping || this.#closed) {

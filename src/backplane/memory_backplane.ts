@@ -3,24 +3,36 @@
  * the main thread, so an acknowledged change survives the crash of a channel or of its worker
  * (not of the process: configure Redis for that).
  */
-import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
-import { changeSetOf, textOf } from '../doc/text_doc.ts';
+import type { LogEntry, RefRecord, StoredDoc } from '../doc/text_doc.ts';
+import { changeSetOf, entryBytes, newEpoch, textOf } from '../doc/text_doc.ts';
 import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
 
 interface DocRecord {
   snapshot: string;
   snapshotVersion: number;
-  /** Entries after the snapshot, oldest first, trimmed to `history` beyond it. */
+  /**
+   * Entries oldest first: every one after the snapshot, and below it at most `history` versions
+   * and `historyBytes` bytes of them.
+   */
   log: LogEntry[];
+  /** Refs of the last `history` versions whose entries were trimmed by bytes (kept for dedup). */
+  refs: RefRecord[];
   version: number;
+  epoch: string;
+}
+
+function emptyRecord(): DocRecord {
+  return { snapshot: '', snapshotVersion: 0, log: [], refs: [], version: 0, epoch: newEpoch() };
 }
 
 export class MemoryBackplane implements Backplane {
   #docs = new Map<string, DocRecord>();
   readonly #history: number;
+  readonly #historyBytes: number;
 
-  constructor(options: { history: number }) {
+  constructor(options: { history: number; historyBytes?: number }) {
     this.#history = options.history;
+    this.#historyBytes = options.historyBytes ?? 0;
   }
 
   get size(): number {
@@ -33,8 +45,12 @@ export class MemoryBackplane implements Backplane {
 
   /** Synchronous form, for the main-thread store server where ordering matters. */
   loadNow(codespace: string): StoredDoc {
-    const record = this.#docs.get(codespace);
-    if (!record) return { text: '', version: 0, log: [] };
+    let record = this.#docs.get(codespace);
+    if (!record) {
+      // Made at the first load, so that every load of this history names the same epoch.
+      record = emptyRecord();
+      this.#docs.set(codespace, record);
+    }
     let text = textOf(record.snapshot);
     let version = record.snapshotVersion;
     for (const entry of record.log) {
@@ -42,56 +58,77 @@ export class MemoryBackplane implements Backplane {
       text = changeSetOf(entry.changes, entry.docLength).apply(text);
       version = entry.version;
     }
-    return { text: text.sliceString(0, text.length, '\n'), version, log: record.log.slice(-this.#history) };
+    return { text: text.sliceString(0, text.length, '\n'), version, log: record.log.slice(-this.#history), epoch: record.epoch, refs: [...record.refs] };
   }
 
-  async commit(codespace: string, entry: LogEntry): Promise<CommitResult> {
-    return this.commitNow(codespace, entry);
+  async commit(codespace: string, entry: LogEntry, epoch: string): Promise<CommitResult> {
+    return this.commitNow(codespace, entry, epoch);
   }
 
-  commitNow(codespace: string, entry: LogEntry): CommitResult {
+  /** `epoch` absent: the caller is the only sequencer of the codespace (a channel over its port). */
+  commitNow(codespace: string, entry: LogEntry, epoch?: string): CommitResult {
     let record = this.#docs.get(codespace);
     if (!record) {
-      record = { snapshot: '', snapshotVersion: 0, log: [], version: 0 };
+      record = emptyRecord();
       this.#docs.set(codespace, record);
     }
-    if (entry.version !== record.version + 1) {
-      return { ok: false, reason: 'conflict', stored: record.version, message: `expected version ${record.version + 1}, got ${entry.version}` };
+    if (entry.version !== record.version + 1 || (epoch !== undefined && epoch !== record.epoch)) {
+      const message = `the store is at version ${record.version} of ${record.epoch}, not ${entry.version - 1} of ${epoch ?? record.epoch}`;
+      return { ok: false, reason: 'conflict', stored: record.version, epoch: record.epoch, message };
     }
     record.log.push(entry);
     record.version = entry.version;
     return { ok: true };
   }
 
-  async saveSnapshot(codespace: string, text: string, version: number): Promise<void> {
-    this.saveSnapshotNow(codespace, text, version);
+  async saveSnapshot(codespace: string, text: string, version: number, epoch: string): Promise<void> {
+    this.saveSnapshotNow(codespace, text, version, epoch);
   }
 
-  saveSnapshotNow(codespace: string, text: string, version: number): void {
-    const record = this.#docs.get(codespace) ?? { snapshot: '', snapshotVersion: 0, log: [], version };
-    if (version < record.snapshotVersion || version > record.version) return;
+  saveSnapshotNow(codespace: string, text: string, version: number, epoch?: string): void {
+    const record = this.#docs.get(codespace) ?? { ...emptyRecord(), version };
+    if (version < record.snapshotVersion || version > record.version || (epoch !== undefined && epoch !== record.epoch)) return;
     record.snapshot = text;
     record.snapshotVersion = version;
-    // Keep `history` versions below the snapshot for resume and dedup; never drop above it.
-    const keepFrom = version - this.#history;
-    let drop = 0;
-    while (drop < record.log.length && record.log[drop].version <= keepFrom) drop++;
-    if (drop > 0) record.log.splice(0, drop);
+    this.#trim(record);
     this.#docs.set(codespace, record);
   }
 
-  async readLog(codespace: string, version: number): Promise<LogEntry[] | null> {
+  /**
+   * Below the snapshot, keeps `history` versions and `historyBytes` bytes of entries for resume
+   * and rebase, and the refs of `history` versions for deduplication (PROTOCOL.md §6); never
+   * drops an entry above the snapshot (a load replays them).
+   */
+  #trim(record: DocRecord): void {
+    const keepFrom = record.snapshotVersion - this.#history;
+    let bytes = 0;
+    for (const entry of record.log) if (entry.version <= record.snapshotVersion) bytes += entryBytes(entry);
+    let drop = 0;
+    while (drop < record.log.length && record.log[drop].version <= record.snapshotVersion) {
+      const entry = record.log[drop];
+      const overBytes = this.#historyBytes > 0 && bytes > this.#historyBytes;
+      if (entry.version > keepFrom && !overBytes) break;
+      bytes -= entryBytes(entry);
+      if (entry.version > keepFrom && entry.ref !== undefined) record.refs.push({ version: entry.version, author: entry.author ?? entry.sender, ref: entry.ref });
+      drop++;
+    }
+    if (drop > 0) record.log.splice(0, drop);
+    const refsFrom = record.version - this.#history;
+    if (record.refs.length > 0 && record.refs[0].version <= refsFrom) record.refs = record.refs.filter((ref) => ref.version > refsFrom);
+  }
+
+  async readLog(codespace: string, version: number): Promise<{ epoch: string; entries: LogEntry[] | null }> {
     const record = this.#docs.get(codespace);
-    if (!record) return version === 0 ? [] : null;
-    if (version >= record.version) return [];
+    if (!record) return { epoch: '', entries: version === 0 ? [] : null };
+    if (version >= record.version) return { epoch: record.epoch, entries: [] };
     const first = record.log.findIndex((entry) => entry.version === version + 1);
-    return first < 0 ? null : record.log.slice(first);
+    return { epoch: record.epoch, entries: first < 0 ? null : record.log.slice(first) };
   }
 
   async restore(codespace: string, doc: StoredDoc): Promise<boolean> {
     const record = this.#docs.get(codespace);
-    if (record && record.version >= doc.version) return false;
-    this.#docs.set(codespace, { snapshot: doc.text, snapshotVersion: doc.version, log: [...doc.log], version: doc.version });
+    if (record && record.version > 0) return false;
+    this.#docs.set(codespace, { snapshot: doc.text, snapshotVersion: doc.version, log: [...doc.log], refs: [...(doc.refs ?? [])], version: doc.version, epoch: doc.epoch });
     return true;
   }
 

@@ -30,19 +30,19 @@ export class PortBackplane implements Backplane {
    * sent, so it stores the entry before it forwards the `ack` the channel sends after it. The
    * channel is the only sequencer of its codespace on the memory backplane.
    */
-  commit(_codespace: string, entry: LogEntry): Promise<CommitResult> {
+  commit(_codespace: string, entry: LogEntry, _epoch: string): Promise<CommitResult> {
     this.#send({ type: 'store_append', entry });
     return Promise.resolve(COMMITTED);
   }
 
-  saveSnapshot(_codespace: string, text: string, version: number): Promise<void> {
+  saveSnapshot(_codespace: string, text: string, version: number, _epoch: string): Promise<void> {
     this.#send({ type: 'store_snapshot', text, version });
     return Promise.resolve();
   }
 
   /** The channel is the only sequencer here, so it never falls behind the store it feeds. */
-  async readLog(_codespace: string, _version: number): Promise<LogEntry[] | null> {
-    return null;
+  async readLog(_codespace: string, _version: number): Promise<{ epoch: string; entries: LogEntry[] | null }> {
+    return { epoch: '', entries: null };
   }
 
   async restore(_codespace: string, _doc: StoredDoc): Promise<boolean> {

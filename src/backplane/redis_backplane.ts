@@ -6,7 +6,8 @@
  */
 import { Redis } from 'ioredis';
 import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
-import { changeSetOf, textOf, LINE_SEPARATOR } from '../doc/text_doc.ts';
+import { changeSetOf, newEpoch, textOf, LINE_SEPARATOR } from '../doc/text_doc.ts';
+import { encodeEntryPayload, encodeSelectionPayload, parsePublished, parseStoredEntry } from './redis_payloads.ts';
 import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
 import { COMMIT_LUA, LOAD_LUA, READ_LOG_LUA, RESTORE_LUA, SNAPSHOT_LUA, TOUCH_LUA } from './redis_scripts.ts';
 
@@ -24,11 +25,11 @@ export interface RedisBackplaneOptions {
 type StreamEntry = [id: string, fields: string[]];
 
 interface ScriptCommands {
-  csCommit(hash: string, log: string, expected: number, entry: string, ttl: number, channel: string): Promise<[number, number]>;
-  csLoad(hash: string, log: string, history: number): Promise<[string, number, number, StreamEntry[]]>;
-  csReadLog(hash: string, log: string, after: number): Promise<[number, StreamEntry[]]>;
-  csSnapshot(hash: string, log: string, text: string, version: number, history: number, ttl: number): Promise<number>;
-  csRestore(hash: string, log: string, text: string, version: number, ttl: number, ...entries: string[]): Promise<number>;
+  csCommit(hash: string, log: string, expected: number, entry: string, ttl: number, channel: string, epoch: string, published: string): Promise<[number, number, string?]>;
+  csLoad(hash: string, log: string, history: number, epoch: string, ttl: number): Promise<[string, number, number, StreamEntry[], string]>;
+  csReadLog(hash: string, log: string, after: number): Promise<[number, StreamEntry[], string]>;
+  csSnapshot(hash: string, log: string, text: string, version: number, history: number, ttl: number, epoch: string): Promise<number>;
+  csRestore(hash: string, log: string, text: string, version: number, ttl: number, epoch: string, ...entries: string[]): Promise<number>;
   csTouch(hash: string, log: string, ttl: number): Promise<number>;
 }
 
@@ -84,8 +85,8 @@ export class RedisBackplane implements Backplane {
 
   async load(codespace: string): Promise<StoredDoc> {
     await this.#commandReady();
-    const [code, snapshot, version, raw] = await this.#command.csLoad(this.#hash(codespace), this.#log(codespace), this.#options.history);
-    const entries = raw.map(entryOf);
+    const [code, snapshot, version, raw, epoch] = await this.#command.csLoad(this.#hash(codespace), this.#log(codespace), this.#options.history, newEpoch(), this.#ttlOf(codespace));
+    const entries = entriesOf(raw);
     let text = textOf(code);
     let at = Number(snapshot);
     for (const entry of entries) {
@@ -99,45 +100,49 @@ export class RedisBackplane implements Backplane {
       text: text.sliceString(0, text.length, LINE_SEPARATOR),
       version: at,
       log: entries.filter((entry) => entry.version > at - this.#options.history),
+      epoch,
     };
   }
 
-  async commit(codespace: string, entry: LogEntry): Promise<CommitResult> {
+  async commit(codespace: string, entry: LogEntry, epoch: string): Promise<CommitResult> {
     try {
       await this.#commandReady();
-      const [ok, stored] = await this.#command.csCommit(
+      const [ok, stored, storedEpoch = ''] = await this.#command.csCommit(
         this.#hash(codespace),
         this.#log(codespace),
         entry.version - 1,
         JSON.stringify(entry),
         this.#ttlOf(codespace),
         this.#hash(codespace),
+        epoch,
+        encodeEntryPayload({ epoch, entry }),
       );
       if (ok === 1) return { ok: true };
-      return { ok: false, reason: 'conflict', stored, message: `the store is at version ${stored}, not ${entry.version - 1}` };
+      const message = `the store is at version ${stored} of ${storedEpoch || 'no history'}, not ${entry.version - 1} of ${epoch}`;
+      return { ok: false, reason: 'conflict', stored, epoch: storedEpoch, message };
     } catch (error) {
       return { ok: false, reason: 'unavailable', message: `redis: ${messageOf(error)}` };
     }
   }
 
-  async saveSnapshot(codespace: string, text: string, version: number): Promise<void> {
+  async saveSnapshot(codespace: string, text: string, version: number, epoch: string): Promise<void> {
     await this.#commandReady();
-    await this.#command.csSnapshot(this.#hash(codespace), this.#log(codespace), text, version, this.#options.history, this.#ttlOf(codespace));
+    await this.#command.csSnapshot(this.#hash(codespace), this.#log(codespace), text, version, this.#options.history, this.#ttlOf(codespace), epoch);
   }
 
-  async readLog(codespace: string, version: number): Promise<LogEntry[] | null> {
+  async readLog(codespace: string, version: number): Promise<{ epoch: string; entries: LogEntry[] | null }> {
     await this.#commandReady();
-    const [stored, raw] = await this.#command.csReadLog(this.#hash(codespace), this.#log(codespace), version);
-    const entries = raw.map(entryOf);
-    if (Number(stored) <= version) return [];
-    if (entries.length === 0 || entries[0].version !== version + 1) return null;
-    return entries;
+    const [stored, raw, epoch] = await this.#command.csReadLog(this.#hash(codespace), this.#log(codespace), version);
+    const entries = entriesOf(raw);
+    if (Number(stored) <= version) return { epoch, entries: [] };
+    if (entries.length === 0 || entries[0].version !== version + 1) return { epoch, entries: null };
+    return { epoch, entries };
   }
 
   async restore(codespace: string, doc: StoredDoc): Promise<boolean> {
     await this.#commandReady();
     const log = doc.log.filter((entry) => entry.version <= doc.version).map((entry) => JSON.stringify(entry));
-    const written = await this.#command.csRestore(this.#hash(codespace), this.#log(codespace), doc.text, doc.version, this.#ttlOf(codespace), ...log);
+    const written = await this.#command.csRestore(this.#hash(codespace), this.#log(codespace), doc.text, doc.version, this.#ttlOf(codespace), doc.epoch, ...log);
     return written === 1;
   }
 
@@ -157,7 +162,7 @@ export class RedisBackplane implements Backplane {
 
   publishSelection(codespace: string, message: Record<string, unknown>): void {
     if (this.#command.status !== 'ready') return;
-    this.#command.publish(this.#hash(codespace), 's' + JSON.stringify({ o: this.#origin, m: message })).catch(function selectionLost() {
+    this.#command.publish(this.#hash(codespace), encodeSelectionPayload({ origin: this.#origin, message })).catch(function selectionLost() {
       // Selections are best effort: the next one supersedes it.
     });
   }
@@ -213,19 +218,22 @@ export class RedisBackplane implements Backplane {
   readonly #subscriberOnMessage = (channel: string, message: string): void => {
     const listener = this.#listeners.get(channel);
     if (!listener) return;
-    const body = message.slice(1);
-    if (message[0] === 'e') {
-      listener({ kind: 'entry', entry: JSON.parse(body) as LogEntry });
-    } else if (message[0] === 's') {
-      const relayed = JSON.parse(body) as { o: string; m: Record<string, unknown> };
-      if (relayed.o !== this.#origin) listener({ kind: 'selection', message: relayed.m });
-    }
+    const published = parsePublished(message);
+    if (published?.kind === 'entry') listener({ kind: 'entry', epoch: published.payload.epoch, entry: published.payload.entry });
+    else if (published?.kind === 'selection' && published.payload.origin !== this.#origin) listener({ kind: 'selection', message: published.payload.message });
   };
 }
 
-function entryOf([, fields]: StreamEntry): LogEntry {
-  const at = fields.indexOf('e');
-  return JSON.parse(fields[at + 1]) as LogEntry;
+/** The stream's entries that fit, in order; one that does not fit ends the run there (a gap the reader sees). */
+function entriesOf(raw: StreamEntry[]): LogEntry[] {
+  const entries: LogEntry[] = [];
+  for (const [, fields] of raw) {
+    const at = fields.indexOf('e');
+    const entry = parseStoredEntry(at >= 0 ? fields[at + 1] : undefined);
+    if (!entry) break;
+    entries.push(entry);
+  }
+  return entries;
 }
 
 function messageOf(error: unknown): string {

@@ -19,6 +19,18 @@ export interface LogEntry {
   docLength: number;
   sender: string;
   ref?: string;
+  /**
+   * Whom `ref` is deduplicated for (PROTOCOL.md §2): a hashed client key or a connection. Stored
+   * with the entry, never broadcast.
+   */
+  author?: string;
+}
+
+/** A committed ref, kept for deduplication after its entry's changes were trimmed away. */
+export interface RefRecord {
+  version: number;
+  author: string;
+  ref: string;
 }
 
 export interface StoredDoc {
@@ -26,6 +38,30 @@ export interface StoredDoc {
   version: number;
   /** The most recent entries, oldest first, ending at `version`. */
   log: LogEntry[];
+  /** The identity of this history (PROTOCOL.md §1): a history started again gets a new one. */
+  epoch: string;
+  /** Refs committed within the last HISTORY versions whose entries `log` no longer holds. */
+  refs?: RefRecord[];
+}
+
+export interface TextDocOptions {
+  /** Versions kept for resume, rebase and deduplication. */
+  history: number;
+  /** Bytes of changes kept for resume and rebase (PROTOCOL.md §6); 0 or absent: no limit. */
+  historyBytes?: number;
+  maxDocLength: number;
+}
+
+/** PROTOCOL.md §6: a change costs the UTF-16 units it inserts plus 16. */
+export function entryBytes(entry: LogEntry): number {
+  let bytes = 0;
+  for (const change of entry.changes) bytes += change.insert.length + 16;
+  return bytes;
+}
+
+/** A new history's identity: random, URL-safe. */
+export function newEpoch(): string {
+  return crypto.randomUUID().replace(/-/g, '').slice(0, 16);
 }
 
 export interface EditRequest {
@@ -92,29 +128,59 @@ export function checkChangeShape(changes: readonly ChangeSpec[], baseLength: num
   return null;
 }
 
+/** Key of a committed ref in the dedup map: refs are per author, never shared by a codespace. */
+function refKey(author: string, ref: string): string {
+  return `${author}\u0000${ref}`;
+}
+
 export class TextDoc {
   #text: Text;
   #version: number;
+  readonly epoch: string;
   /** Oldest first; `#history[i].entry.version === #version - #history.length + 1 + i`. */
   #history: HistoryItem[] = [];
+  /** Bytes of changes in `#history` (entryBytes). */
+  #historyBytes = 0;
+  /** Committed refs of the last `history` versions, by refKey, and the same in commit order. */
   #refs = new Map<string, number>();
+  #refOrder: { version: number; key: string }[] = [];
+  #refHead = 0;
   readonly #historyLimit: number;
+  readonly #historyBytesLimit: number;
   readonly #maxLength: number;
 
-  constructor(stored: StoredDoc, options: { history: number; maxDocLength: number }) {
+  constructor(stored: StoredDoc, options: TextDocOptions) {
     this.#text = textOf(stored.text);
     this.#version = stored.version;
+    this.epoch = stored.epoch;
     this.#historyLimit = options.history;
+    this.#historyBytesLimit = options.historyBytes ?? 0;
     this.#maxLength = options.maxDocLength;
     const log = stored.log.slice(-this.#historyLimit);
     if (log.length > 0 && log[log.length - 1].version !== stored.version) {
       throw new RangeError(`log ends at ${log[log.length - 1].version}, document is at ${stored.version}`);
+    }
+    const firstLogged = log.length > 0 ? log[0].version : stored.version + 1;
+    for (const record of stored.refs ?? []) {
+      if (record.version < firstLogged && record.version > stored.version - this.#historyLimit) this.#rememberRef(record.version, record.author, record.ref);
     }
     for (const entry of log) this.#remember(entry, changeSetOf(entry.changes, entry.docLength));
   }
 
   get version(): number {
     return this.#version;
+  }
+
+  /** Refs still deduplicated whose entries the history no longer holds (for a store to keep). */
+  refsBefore(version: number): RefRecord[] {
+    const records: RefRecord[] = [];
+    for (let i = this.#refHead; i < this.#refOrder.length; i++) {
+      const { version: at, key } = this.#refOrder[i];
+      if (at >= version) break;
+      const split = key.indexOf('\u0000');
+      records.push({ version: at, author: key.slice(0, split), ref: key.slice(split + 1) });
+    }
+    return records;
   }
 
   get length(): number {
@@ -140,9 +206,9 @@ export class TextDoc {
    * Validates an edit, rebases it over every version its author had not seen, and returns the
    * entry to commit. Nothing changes until `install`: a commit that fails leaves the doc intact.
    */
-  prepare(request: EditRequest, sender: string): PrepareResult {
+  prepare(request: EditRequest, sender: string, author: string = sender): PrepareResult {
     if (request.ref !== undefined) {
-      const committed = this.#refs.get(request.ref);
+      const committed = this.#refs.get(refKey(author, request.ref));
       if (committed !== undefined) return { kind: 'duplicate', version: committed };
     }
     const base = request.version ?? this.#version;
@@ -163,7 +229,10 @@ export class TextDoc {
     }
     const changes = specsOf(set);
     const entry: LogEntry = { version: this.#version + 1, changes, docLength: this.#text.length, sender };
-    if (request.ref !== undefined) entry.ref = request.ref;
+    if (request.ref !== undefined) {
+      entry.ref = request.ref;
+      entry.author = author;
+    }
     // Keep the set every other party rebuilds from the broadcast, not the mapped one: the two
     // apply alike but can map differently (an insertion next to a deletion is one replacement
     // once it went through `changes`), and rebasing over different structures diverges.
@@ -180,12 +249,41 @@ export class TextDoc {
     this.#remember(entry, set);
   }
 
+  /**
+   * Keeps the entry for resume and rebase, within `history` versions and `historyBytes` bytes,
+   * and its ref for deduplication within `history` versions whatever the bytes (PROTOCOL.md §6).
+   */
   #remember(entry: LogEntry, set: ChangeSet): void {
     this.#history.push({ entry, set });
-    if (entry.ref !== undefined) this.#refs.set(entry.ref, entry.version);
-    if (this.#history.length > this.#historyLimit) {
-      const dropped = this.#history.shift()!.entry;
-      if (dropped.ref !== undefined && this.#refs.get(dropped.ref) === dropped.version) this.#refs.delete(dropped.ref);
+    this.#historyBytes += entryBytes(entry);
+    // An entry without an author comes from a store written before refs were per author: its
+    // sender (the connection) is the scope it had.
+    if (entry.ref !== undefined) this.#rememberRef(entry.version, entry.author ?? entry.sender, entry.ref);
+    let drop = 0;
+    const overBytes = (): boolean => this.#historyBytesLimit > 0 && this.#historyBytes > this.#historyBytesLimit;
+    while (drop < this.#history.length && (this.#history.length - drop > this.#historyLimit || overBytes())) {
+      this.#historyBytes -= entryBytes(this.#history[drop].entry);
+      drop++;
+    }
+    if (drop > 0) this.#history.splice(0, drop);
+    this.#forgetRefsBefore(this.#version - this.#historyLimit + 1);
+  }
+
+  #rememberRef(version: number, author: string, ref: string): void {
+    const key = refKey(author, ref);
+    this.#refs.set(key, version);
+    this.#refOrder.push({ version, key });
+  }
+
+  #forgetRefsBefore(version: number): void {
+    const order = this.#refOrder;
+    while (this.#refHead < order.length && order[this.#refHead].version < version) {
+      const { key, version: at } = order[this.#refHead++];
+      if (this.#refs.get(key) === at) this.#refs.delete(key);
+    }
+    if (this.#refHead > 1024 && this.#refHead * 2 > order.length) {
+      this.#refOrder = order.slice(this.#refHead);
+      this.#refHead = 0;
     }
   }
 

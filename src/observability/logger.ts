@@ -29,8 +29,14 @@ const WARN_EVENTS = new Set([
   'instance_died',
   'accept_paused',
   'descriptors_low',
+  'request_failed',
+  'upgrade_failed',
+  'connection_failed',
+  'link_error',
+  'sweep_failed',
+  'tick_failed',
 ]);
-const DEBUG_EVENTS = new Set(['peer_dead', 'join_refused']);
+const DEBUG_EVENTS = new Set(['peer_dead']);
 
 export function createLogger(level: LogLevel, destination: NodeJS.WritableStream = process.stderr): { log: LogFn; logger: Logger } {
   const logger = pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, destination as never);

@@ -15,6 +15,7 @@ export const CloseCode = {
   authUnavailable: { code: 1013, reason: 'auth service unavailable', reconnect: true },
   slowConsumer: { code: 1013, reason: 'slow consumer', reconnect: true },
   storeUnavailable: { code: 1013, reason: 'store unavailable', reconnect: true },
+  overloaded: { code: 1013, reason: 'server overloaded', reconnect: true },
   badMessage: { code: 4400, reason: 'unparsable message', reconnect: false },
   tokenRefused: { code: 4401, reason: 'token refused', reconnect: false },
   notFound: { code: 4404, reason: 'codespace does not exist', reconnect: false },
@@ -37,4 +38,12 @@ export class ProtocolError extends Error {
     this.name = 'ProtocolError';
     this.close = close;
   }
+}
+
+/**
+ * The one place an error becomes a close code: a ProtocolError carries its own, anything else is
+ * a server fault (1011) that costs only the connection it happened on.
+ */
+export function closeFor(error: unknown): CloseCodeEntry {
+  return error instanceof ProtocolError ? error.close : CloseCode.internalError;
 }

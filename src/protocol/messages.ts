@@ -57,6 +57,8 @@ export interface ConnectedData {
   mode: Mode;
   codespace: string;
   version: number;
+  /** The history `version` belongs to (PROTOCOL.md §1). */
+  epoch: string;
   code?: string;
   peers: PeerInfo[];
   resumed?: true;

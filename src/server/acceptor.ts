@@ -11,8 +11,7 @@ import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Codec } from '../protocol/m
 import { DescriptorGuard, openFileLimit } from './descriptors.ts';
 import type { Hub } from './hub.ts';
 import { Session } from './session.ts';
-
-const CODESPACE_PATH = /^\/codespace\/([^/]+)\/?$/;
+import { parseUpgradeTarget, pathOf } from './upgrade_target.ts';
 
 /**
  * How long to stop listening when accept fails (EMFILE, ENFILE). libuv keeps a spare descriptor
@@ -32,28 +31,14 @@ const ACCEPT_PAUSE_MS = 500;
  * full table failed those from inside (EMFILE), and on Bun the accept loop spun on a core.
  */
 const FD_RESERVE = 24;
+
+/**
+ * The part of a drain's time the listener stays open, answering 503 to /readyz and to new
+ * upgrades: a load balancer needs a few failed probes to take the instance out, and a client
+ * that joins meanwhile is told to go elsewhere instead of finding the port closed (issue 11).
+ */
+const DRAIN_LISTEN_FRACTION = 0.5;
 const FD_SLACK = 4;
-
-export interface UpgradeTarget {
-  token: string;
-  resume: number | undefined;
-}
-
-/** Parses `/codespace/<token>/?version=N`; null for any other path. */
-export function parseUpgradeUrl(url: string): UpgradeTarget | null {
-  const parsed = new URL(url, 'http://localhost');
-  const match = CODESPACE_PATH.exec(parsed.pathname);
-  if (!match) return null;
-  let token: string;
-  try {
-    token = decodeURIComponent(match[1]);
-  } catch {
-    token = '';
-  }
-  const version = parsed.searchParams.get('version');
-  const resume = version !== null && /^\d{1,15}$/.test(version) ? Number(version) : undefined;
-  return { token, resume };
-}
 
 function chooseSubprotocol(protocols: Set<string>): string | false {
   if (protocols.has(SUBPROTOCOL_MSGPACK)) return SUBPROTOCOL_MSGPACK;
@@ -62,7 +47,8 @@ function chooseSubprotocol(protocols: Set<string>): string | false {
 }
 
 function refuseUpgrade(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
+  else socket.destroy();
 }
 
 export class Acceptor {
@@ -132,9 +118,11 @@ export class Acceptor {
   async drain(timeoutMs: number): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
+    const lingerUntil = Date.now() + timeoutMs * DRAIN_LISTEN_FRACTION;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     if (this.#relistenTimer) clearTimeout(this.#relistenTimer);
-    const listening = new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    // Listening goes on until the drain is over: a load balancer probing /readyz, and a client
+    // trying to join, get a 503 (and go elsewhere) rather than a refused connection (issue 11).
     const sessions = [...this.#sessions];
     const batches = Math.min(20, Math.max(1, Math.ceil(sessions.length / 100)));
     const pauseMs = batches > 1 ? Math.min(100, timeoutMs / 4 / batches) : 0;
@@ -143,8 +131,11 @@ export class Acceptor {
       if (start > 0 && pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
       for (const session of sessions.slice(start, start + perBatch)) session.connection.closeWith(CloseCode.shuttingDown);
     }
-    this.#http.closeAllConnections?.();
     await this.#hub.close();
+    const linger = lingerUntil - Date.now();
+    if (linger > 0) await new Promise((resolve) => setTimeout(resolve, linger));
+    const listening = new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    this.#http.closeAllConnections?.();
     await listening;
   }
 
@@ -157,25 +148,36 @@ export class Acceptor {
 
   readonly #sweepOnTick = (): void => {
     const now = Date.now();
-    const { pingIntervalMs, idleTimeoutMs } = this.#hub.config;
+    const { pingIntervalMs } = this.#hub.config;
     const pingDue = now - this.#lastPingSweep >= pingIntervalMs - 5;
     if (pingDue) this.#lastPingSweep = now;
     for (const session of this.#sessions) {
-      if (idleTimeoutMs > 0 && session.connection.welcomed && now - session.connection.lastActivity >= idleTimeoutMs) {
-        session.connection.closeWith(CloseCode.idleTimeout);
-        continue;
-      }
-      if (!pingDue) continue;
-      // No pong since the last ping: the peer is dead; drop it without a closing handshake.
-      if (!session.isAlive) {
-        this.#hub.log('peer_dead', { codespace: session.connection.codespace, id: session.connection.id });
+      try {
+        this.#sweepSession(session, now, pingDue);
+      } catch (error) {
+        // One session in an odd state (a socket closing under us) costs itself, not the sweep.
+        this.#hub.log('sweep_failed', { error: String(error) });
         session.terminate();
-        continue;
       }
-      session.isAlive = false;
-      session.socket.ping();
     }
   };
+
+  #sweepSession(session: Session, now: number, pingDue: boolean): void {
+    const { idleTimeoutMs } = this.#hub.config;
+    if (idleTimeoutMs > 0 && session.connection.welcomed && now - session.connection.lastActivity >= idleTimeoutMs) {
+      session.connection.closeWith(CloseCode.idleTimeout);
+      return;
+    }
+    if (!pingDue) return;
+    // No pong since the last ping: the peer is dead; drop it without a closing handshake.
+    if (!session.isAlive) {
+      this.#hub.log('peer_dead', { codespace: session.connection.codespace, id: session.connection.id });
+      session.terminate();
+      return;
+    }
+    session.isAlive = false;
+    session.socket.ping();
+  }
 
   /** After listen: accept failed (see ACCEPT_PAUSE_MS), or listening again after a pause did. */
   readonly #httpOnError = (error: NodeJS.ErrnoException): void => {
@@ -203,7 +205,17 @@ export class Acceptor {
   }
 
   readonly #httpOnRequest = (request: IncomingMessage, response: ServerResponse): void => {
-    const path = (request.url ?? '/').split('?')[0];
+    try {
+      this.#route(request, response);
+    } catch (error) {
+      this.#hub.log('request_failed', { error: String(error) });
+      if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
+      response.end();
+    }
+  };
+
+  #route(request: IncomingMessage, response: ServerResponse): void {
+    const path = pathOf(request.url);
     if (path === '/metrics') {
       this.#hub.renderMetrics().then(
         ({ contentType, body }) => response.writeHead(200, { 'content-type': contentType }).end(body),
@@ -219,24 +231,49 @@ export class Acceptor {
     } else {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }
-  };
+  }
 
   readonly #httpOnUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    socket.on('error', () => socket.destroy());
-    const target = parseUpgradeUrl(request.url ?? '/');
-    if (!target) return refuseUpgrade(socket, 404, 'Not Found');
+    socket.on('error', socketOnError);
+    try {
+      this.#upgrade(request, socket, head);
+    } catch (error) {
+      // Nothing a request holds may stop the process (PROTOCOL.md §1): whatever slipped past the
+      // parsing costs this socket only.
+      this.#hub.log('upgrade_failed', { error: String(error) });
+      socket.destroy();
+    }
+  };
+
+  #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const target = parseUpgradeTarget(request.url);
+    if (target.kind === 'bad_request' || target.kind === 'not_found') {
+      const [status, text] = target.kind === 'bad_request' ? [400, 'Bad Request'] : [404, 'Not Found'];
+      this.#hub.refusalLog('upgrade_refused', { status, why: target.kind });
+      return refuseUpgrade(socket, status, text);
+    }
     if (this.#draining) return refuseUpgrade(socket, 503, 'Service Unavailable');
     const { maxConnections } = this.#hub.config;
     if ((maxConnections > 0 && this.#sessions.size >= maxConnections) || this.#outOfDescriptors()) {
       return refuseUpgrade(socket, 503, 'Service Unavailable');
     }
     // Without verifyClient, ws completes the handshake synchronously, so the count above holds.
-    this.#wss.handleUpgrade(request, socket, head, (ws: WebSocket) => this.#accept(ws, target));
-  };
-
-  #accept(ws: WebSocket, target: UpgradeTarget): void {
-    const codec: Codec = ws.protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json';
-    const session = new Session(ws, codec, this.#hub, this.#sessions);
-    void this.#hub.open(session.connection, target.token, target.resume);
+    this.#wss.handleUpgrade(request, socket, head, (ws: WebSocket) => {
+      const session = this.#accept(ws);
+      if (target.kind === 'bad_params') {
+        this.#hub.refusalLog('join_refused', { code: CloseCode.badMessage.code, why: target.why });
+        return session.connection.closeWith(CloseCode.badMessage);
+      }
+      void this.#hub.open(session.connection, target.token, target.params);
+    });
   }
+
+  #accept(ws: WebSocket): Session {
+    const codec: Codec = ws.protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json';
+    return new Session(ws, codec, this.#hub, this.#sessions);
+  }
+}
+
+function socketOnError(this: Duplex): void {
+  this.destroy();
 }

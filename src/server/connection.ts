@@ -3,13 +3,15 @@
  * in-process connection (embedding) another. It validates what the client says and forwards it
  * to its channel; it writes what the channel says to its transport.
  */
+import { createHash } from 'node:crypto';
 import type { ChannelRef, Member } from '../actors/channel_ref.ts';
 import type { Supervisor } from '../actors/supervisor.ts';
 import { encodeMessage } from '../protocol/codec.ts';
-import { CloseCode, ProtocolError, type CloseCodeEntry } from '../protocol/close_codes.ts';
+import { CloseCode, closeFor, ProtocolError, type CloseCodeEntry } from '../protocol/close_codes.ts';
 import type { ClientMessage, Codec, ErrorMessage, Mode } from '../protocol/messages.ts';
 import { isRefusal, parseClientMessage, type Refusal } from '../protocol/validate.ts';
 import { RateLimiter } from './rate_limit.ts';
+import type { JoinParams } from './upgrade_target.ts';
 
 export interface Transport {
   /** `coalesce`: may be replaced by a newer message of the same key while the peer lags. */
@@ -26,6 +28,8 @@ export interface ConnectionObserver {
   refused(code: string): void;
   closedWith(code: number): void;
   detached(): void;
+  /** Something other than a ProtocolError ended a connection: a server fault, logged. */
+  failed(error: unknown, codespace: string | null): void;
 }
 
 export interface ConnectionOptions {
@@ -39,6 +43,15 @@ export interface ConnectionOptions {
 
 let connectionCounter = 0;
 
+/**
+ * Who a change is deduplicated for (PROTOCOL.md §2): the hash of the client key, kept across
+ * reconnects, or this connection alone. The key itself is a secret: it goes no further than here.
+ */
+export function authorOf(clientKey: string | undefined, connectionId: string): string {
+  if (clientKey === undefined) return `c:${connectionId}`;
+  return `k:${createHash('sha256').update(clientKey).digest('base64url').slice(0, 22)}`;
+}
+
 function newConnectionId(): string {
   // Random prefix keeps ids unique across instances; the counter keeps them unique here.
   return `${crypto.randomUUID().slice(0, 8)}-${(++connectionCounter).toString(36)}`;
@@ -49,6 +62,8 @@ export class Connection implements Member {
   readonly codec: Codec;
   mode: Mode = 'view_only';
   codespace: string | null = null;
+  /** The deduplication scope of its changes: a hashed client key, or this connection. */
+  author: string;
   /** Last time the client said anything (ms since epoch), for IDLE_TIMEOUT_MS. */
   lastActivity = Date.now();
   /** The channel has spoken to it (its `connected`): from then on it may be idle. */
@@ -73,6 +88,7 @@ export class Connection implements Member {
     this.#observer = options.observer ?? null;
     this.#faults = options.faults ?? false;
     this.#limiter = options.ratePerS ? new RateLimiter(options.ratePerS, options.burst ?? options.ratePerS * 2, Date.now()) : null;
+    this.author = authorOf(undefined, this.id);
   }
 
   get closed(): boolean {
@@ -91,13 +107,14 @@ export class Connection implements Member {
   }
 
   /** Joins the codespace the token granted; messages that came early follow in order. */
-  join(codespace: string, mode: Mode, resume: number | undefined): void {
+  join(codespace: string, mode: Mode, params: JoinParams = {}): void {
     if (this.#closed || this.#channel) return;
     this.codespace = codespace;
     this.mode = mode;
+    this.author = authorOf(params.clientKey, this.id);
     // A client cannot be idle before it could talk: the idle clock starts at the join.
     this.lastActivity = Date.now();
-    this.#channel = this.#supervisor.join(this, codespace, resume);
+    this.#channel = this.#supervisor.join(this, codespace, params);
     const early = this.#early ?? [];
     this.#early = null;
     for (const value of early) this.receive(value);
@@ -163,6 +180,12 @@ export class Connection implements Member {
     this.#earlyReplies ??= [];
     if (this.#earlyReplies.length >= MAX_EARLY_MESSAGES) throw new ProtocolError(CloseCode.tryAgainLater, 'too many messages before connected');
     this.#earlyReplies.push(bytes);
+  }
+
+  /** The one way an error ends a connection: its close code (STYLE.md rule 8), logged if unexpected. */
+  fail(error: unknown): void {
+    if (!(error instanceof ProtocolError)) this.#observer?.failed(error, this.codespace);
+    this.closeWith(closeFor(error));
   }
 
   closeWith(close: CloseCodeEntry): void {

@@ -15,6 +15,9 @@ import { TokenResolver } from './auth.ts';
 import { Connection, type ConnectionObserver, type Transport } from './connection.ts';
 import { ServerMetrics } from '../observability/metrics.ts';
 import type { LogFn } from '../observability/logger.ts';
+import { limitedLog } from '../observability/log_limiter.ts';
+import { describeError } from '../observability/describe_error.ts';
+import type { JoinParams } from './upgrade_target.ts';
 
 export type { LogFn } from '../observability/logger.ts';
 
@@ -35,6 +38,8 @@ export class Hub {
   /** Where channels run; exposed so a hung worker can be terminated (and tests can do so). */
   readonly placement: Placement;
   readonly log: LogFn;
+  /** For what anyone outside can cause (refused joins and upgrades): at info, rate-limited. */
+  readonly refusalLog: LogFn;
   /** Watches Redis for `/readyz` and the log; null on the memory backplane. */
   readonly redisHealth: RedisHealth | null;
   readonly metrics = new ServerMetrics();
@@ -54,6 +59,8 @@ export class Hub {
       logTo(event, fields);
     };
     this.log = log;
+    this.refusalLog = limitedLog(log);
+    const failureLog = limitedLog(log);
     this.#observer = {
       received: (operation, codespace) => {
         metrics.messagesIn.inc({ operation });
@@ -62,14 +69,17 @@ export class Hub {
       refused: (code) => metrics.errors.inc({ code }),
       closedWith: (code) => metrics.closes.inc({ code: String(code) }),
       detached: () => this.connectionCount--,
+      failed: (error, codespace) => failureLog('connection_failed', { codespace, error: describeError(error) }),
     };
-    this.store = new MemoryBackplane({ history: config.history });
+    this.store = new MemoryBackplane({ history: config.history, historyBytes: config.historyBytes });
     this.placement = config.workers > 0 ? new ChannelPool(config.workers, config.workerMaxOldMb, log) : new InProcessPlacement();
     if (config.faultInjection) log('fault_injection_enabled', { warning: 'FAULT_INJECTION=1: any client can crash, hang or exhaust a channel; never in production' });
     this.supervisor = new Supervisor({
       placement: this.placement,
+      // One worker for codespaces that crashed or hung before (none in-process: no thread to spare).
+      ...(config.workers > 0 ? { quarantine: () => new ChannelPool(1, config.workerMaxOldMb, log) } : {}),
       store: this.store,
-      settings: { history: config.history, maxDocLength: config.maxDocLength, snapshotIntervalMs: config.snapshotIntervalMs, backplane: backplaneSettingsOf(config) },
+      settings: { history: config.history, historyBytes: config.historyBytes, maxDocLength: config.maxDocLength, snapshotIntervalMs: config.snapshotIntervalMs, backplane: backplaneSettingsOf(config) },
       channelGraceMs: config.channelGraceMs,
       maxRestarts: config.maxRestarts,
       restartWindowMs: config.restartWindowMs,
@@ -86,7 +96,14 @@ export class Hub {
       : null;
     // One timer for every channel's heartbeat, hang check and grace period, not one per channel.
     const tickMs = Math.max(10, Math.min(config.heartbeatIntervalMs, Math.floor(config.heartbeatTimeoutMs / 4), Math.max(10, Math.floor(config.channelGraceMs / 2))));
-    this.#tickTimer = setInterval(() => this.supervisor.tick(Date.now()), tickMs);
+    this.#tickTimer = setInterval(() => {
+      try {
+        this.supervisor.tick(Date.now());
+      } catch (error) {
+        // A throw from a timer is an uncaught exception: the whole process. Log, tick again next time.
+        failureLog('tick_failed', { error: describeError(error) });
+      }
+    }, tickMs);
     this.#tickTimer.unref?.();
   }
 
@@ -120,19 +137,15 @@ export class Hub {
    * Resolves the token and joins its codespace. A refusal closes the connection with its code
    * (4401, 4404, 1013); it never throws.
    */
-  async open(connection: Connection, token: string, resume: number | undefined): Promise<void> {
+  async open(connection: Connection, token: string, params: JoinParams = {}): Promise<void> {
     try {
       const grant = await this.resolver.resolve(token, connection);
       if (connection.closed) return;
       if (this.#closed) return connection.closeWith(CloseCode.shuttingDown);
-      connection.join(grant.codespace, grant.mode, resume);
+      connection.join(grant.codespace, grant.mode, params);
     } catch (error) {
-      if (error instanceof ProtocolError) {
-        this.log('join_refused', { code: error.close.code, why: error.message });
-        return connection.closeWith(error.close);
-      }
-      this.log('join_failed', { error: String(error) });
-      connection.closeWith(CloseCode.internalError);
+      if (error instanceof ProtocolError) this.refusalLog('join_refused', { code: error.close.code, why: error.message });
+      connection.fail(error);
     }
   }
 

@@ -1,6 +1,7 @@
 /**
  * One WebSocket: frames in, bytes out. The adapter between `ws` and a transport-neutral
- * Connection; the only place a ProtocolError becomes a close (STYLE.md rule 8).
+ * Connection. An error on a socket ends as `connection.fail(error)`, the one place an error
+ * becomes a close (STYLE.md rule 8).
  */
 import { setImmediate } from 'node:timers';
 import * as wsModule from 'ws';
@@ -217,8 +218,7 @@ export class Session implements Transport {
       if (isBinary !== (this.#codec === 'msgpack')) throw new ProtocolError(CloseCode.unsupportedData);
       this.connection.receive(decodeFrame(toBytes(data), this.#codec));
     } catch (error) {
-      const close = error instanceof ProtocolError ? error.close : CloseCode.internalError;
-      this.connection.closeWith(close);
+      this.connection.fail(error);
       this.#sessions.delete(this);
     }
   };

@@ -15,6 +15,11 @@ import { RedisBackplane } from '../backplane/redis_backplane.ts';
 import { TextDoc } from '../doc/text_doc.ts';
 
 import type { ChannelEnd } from '../actors/supervisor.ts';
+import { describeError } from '../observability/describe_error.ts';
+import { heapBudget } from './memory_budget.ts';
+
+/** This thread's memory budget, shared by its channels. */
+const overBudget = heapBudget();
 
 /** One Redis backplane (two connections) per thread, shared by every channel it hosts. */
 let sharedRedis: { key: string; backplane: RedisBackplane } | null = null;
@@ -119,6 +124,7 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
   const ended = new Promise<ChannelEnd>((resolve) => (settle = resolve));
   const early: ChannelMessage[] = [];
   let mailbox: Mailbox<ChannelMessage> | null = null;
+  let channel: Channel | null = null;
   let ticker: ReturnType<typeof setInterval> | undefined;
 
   function deliver(message: ChannelMessage): void {
@@ -129,6 +135,12 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
   function receive(envelope: ChannelInbound): void {
     if (envelope.type === 'switch') return;
     if (envelope.type === 'store_reply') return portBackplane?.receiveReply(envelope.id, envelope.doc, envelope.error);
+    // Answered here, not in turn behind the mailbox: the heartbeat asks whether this thread is
+    // alive, and a channel waiting on its store is (a hung thread answers nothing either way).
+    if (envelope.type === 'heartbeat') {
+      if (channel) send({ type: 'heartbeat_ack', seq: envelope.seq, stats: channel.takeStats() });
+      return;
+    }
     deliver(envelope);
   }
   const route: Route = { switched: false, early: [], receive };
@@ -143,10 +155,9 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
   const portBackplane = task.settings.backplane.kind === 'memory' ? new PortBackplane(send) : null;
   const backplane: Backplane = portBackplane ?? redisBackplaneFor(task.settings.backplane as Extract<BackplaneSettings, { kind: 'redis' }>, task.settings.history);
 
-  function end(how: ChannelEnd, message?: string): void {
+  function end(how: ChannelEnd): void {
     clearInterval(ticker);
     backplane.unsubscribe(task.codespace);
-    if (how === 'crashed') send({ type: 'crashed', message: message ?? 'unknown error' });
     host.routes.delete(task.spawn);
     // What this channel said leaves before its task settles (a snapshot before the next load).
     if (host.routes.size > 0) host.link.flush();
@@ -166,7 +177,7 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
       end('unavailable');
       return ended;
     }
-    const channel = new Channel({
+    channel = new Channel({
       codespace: task.codespace,
       doc,
       backplane,
@@ -178,10 +189,22 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
       snapshotEvery: Math.max(100, Math.floor(task.settings.history / 2)),
       touchEveryMs: touchEveryMs(task.settings, task.codespace),
       threadLagS,
+      overBudget,
     });
+    const actor = channel;
+    const busy = task.busy ? new Int32Array(task.busy) : null;
     mailbox = new Mailbox<ChannelMessage>(
-      (message) => channel.handle(message),
-      (error) => end('crashed', error instanceof Error ? error.message : String(error)),
+      busy
+        ? (message) => {
+            Atomics.store(busy, 0, 1);
+            try {
+              return actor.handle(message);
+            } finally {
+              Atomics.store(busy, 0, 0);
+            }
+          }
+        : (message) => actor.handle(message),
+      (error) => end({ crashed: describeError(error) }),
     );
     mailbox.post({ type: 'tick', now: Date.now() });
     const tickMs = Math.max(10, Math.min(1_000, Math.floor(task.settings.snapshotIntervalMs / 2), Math.floor(touchEveryMs(task.settings, task.codespace) / 2)));
@@ -192,7 +215,7 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
     send({ type: 'ready', version: doc.version, thread: threadId });
     for (const message of early.splice(0)) mailbox.post(message);
   } catch (error) {
-    end('crashed', error instanceof Error ? error.message : String(error));
+    end({ crashed: describeError(error) });
   }
   return ended;
 }

@@ -118,6 +118,9 @@ describe('the installed package', () => {
       expect(program.status).toBe(0);
       const seen = JSON.parse(program.stdout.trim().split('\n').pop()!) as Record<string, any>;
       expect(seen.runtime).toBe(runtime);
+      expect(seen.first.joined).toBe('');
+      // The memory store: the restarted server starts from an empty document.
+      expect(seen.second.joined).toBe('');
       for (const round of [seen.first, seen.second]) {
         expect(round.version).toBe(3);
         expect([...round.text.matchAll(/(in-process|socket|full-url);/g)].map((match) => match[1]).sort()).toEqual(['full-url', 'in-process', 'socket']);

@@ -105,7 +105,7 @@ describe('fuzz', () => {
         const answer = await rawExchange(`GET ${path} HTTP/1.1\r\nHost: x\r\nX-Fuzz: ${extra}\r\n${headers}\r\n`);
         expect(answer === '' || /^HTTP\/1\.1 \d{3}/.test(answer)).toBe(true);
       }),
-      { seed: 11, numRuns: 500 },
+      { seed: 11, numRuns: 250 },
     );
     const health = await fetch(`http://127.0.0.1:${server.port}/healthz`);
     expect(health.status).toBe(200);
@@ -178,7 +178,7 @@ describe('fuzz', () => {
           }
           expect(client.messages.length).toBeGreaterThan(before - 1);
         }),
-        { seed: codec === 'json' ? 12 : 13, numRuns: 400 },
+        { seed: codec === 'json' ? 12 : 13, numRuns: 250 },
       );
       for (const client of Object.values(clients)) client.close();
       await bystanderIntact();

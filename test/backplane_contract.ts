@@ -1,6 +1,7 @@
 /**
  * The contract every Backplane implementation keeps (STYLE.md rule 13): run by
- * memory_backplane.test.ts and redis_backplane.integration.test.ts against each.
+ * memory_backplane.test.ts, file_backplane.test.ts and redis_backplane.integration.test.ts
+ * against each.
  */
 import { describe, expect, it, beforeEach, afterEach } from 'vitest';
 import type { Backplane } from '../src/backplane/backplane.ts';
@@ -12,6 +13,11 @@ export const CONTRACT_HISTORY = 3;
 export interface ContractSubject {
   backplane: Backplane;
   cleanup(): Promise<void>;
+  /**
+   * For a durable store: closes `backplane` and opens a new one on the same store (a server
+   * restart). The memory backplane has none.
+   */
+  reopen?: () => Promise<Backplane>;
 }
 
 /** Entry n of a document built by appending "<n>;" at the end, from version 0. */
@@ -30,7 +36,8 @@ async function commitUpTo(backplane: Backplane, codespace: string, version: numb
   for (let v = 1; v <= version; v++) expect(await backplane.commit(codespace, appendEntry(v))).toEqual({ ok: true });
 }
 
-export function backplaneContract(name: string, make: () => Promise<ContractSubject>): void {
+/** `durable`: the store outlives the backplane object (file, Redis), and `reopen` is given. */
+export function backplaneContract(name: string, make: () => Promise<ContractSubject>, options: { durable?: boolean } = {}): void {
   describe(`Backplane contract: ${name}`, () => {
     let subject: ContractSubject;
     let backplane: Backplane;
@@ -105,6 +112,19 @@ export function backplaneContract(name: string, make: () => Promise<ContractSubj
       expect((await backplane.readLog(codespace, 3))?.map((entry) => entry.version)).toEqual([4, 5, 6]);
       expect(await backplane.restore(codespace, { text: 'older', version: 4, log: [] })).toBe(false);
       expect((await backplane.load(codespace)).text).toBe(textAt(6));
+    });
+
+    it.runIf(options.durable === true)('keeps documents, logs, snapshots and refs across a reopen', async () => {
+      await commitUpTo(backplane, codespace, 5);
+      await backplane.saveSnapshot(codespace, textAt(4), 4);
+      const before = await backplane.load(codespace);
+      backplane = await subject.reopen!();
+      const after = await backplane.load(codespace);
+      expect(after).toEqual(before);
+      expect(after.log.map((entry) => entry.ref)).toEqual(['r3', 'r4', 'r5']);
+      expect(await backplane.commit(codespace, appendEntry(5))).toMatchObject({ ok: false, reason: 'conflict', stored: 5 });
+      expect(await backplane.commit(codespace, appendEntry(6))).toEqual({ ok: true });
+      expect((await backplane.readLog(codespace, 2))?.map((entry) => entry.version)).toEqual([3, 4, 5, 6]);
     });
 
     it('keeps codespaces apart', async () => {

@@ -6,6 +6,7 @@
 import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
 import { changeSetOf, textOf } from '../doc/text_doc.ts';
 import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
+import { expiredAt, type ExpiryPolicy } from './expiry.ts';
 
 interface DocRecord {
   snapshot: string;
@@ -13,14 +14,19 @@ interface DocRecord {
   /** Entries after the snapshot, oldest first, trimmed to `history` beyond it. */
   log: LogEntry[];
   version: number;
+  /** Last commit or snapshot, or last sweep that found it open (ms since the Unix epoch). */
+  activeAtMs: number;
 }
 
 export class MemoryBackplane implements Backplane {
   #docs = new Map<string, DocRecord>();
   readonly #history: number;
+  readonly #expiry: ExpiryPolicy;
 
-  constructor(options: { history: number }) {
+  /** Without `ttlS`/`tmpTtlS` nothing expires. */
+  constructor(options: { history: number } & Partial<ExpiryPolicy>) {
     this.#history = options.history;
+    this.#expiry = { ttlS: options.ttlS ?? 0, tmpTtlS: options.tmpTtlS ?? 0 };
   }
 
   get size(): number {
@@ -52,7 +58,7 @@ export class MemoryBackplane implements Backplane {
   commitNow(codespace: string, entry: LogEntry): CommitResult {
     let record = this.#docs.get(codespace);
     if (!record) {
-      record = { snapshot: '', snapshotVersion: 0, log: [], version: 0 };
+      record = { snapshot: '', snapshotVersion: 0, log: [], version: 0, activeAtMs: Date.now() };
       this.#docs.set(codespace, record);
     }
     if (entry.version !== record.version + 1) {
@@ -60,6 +66,7 @@ export class MemoryBackplane implements Backplane {
     }
     record.log.push(entry);
     record.version = entry.version;
+    record.activeAtMs = Date.now();
     return { ok: true };
   }
 
@@ -68,10 +75,11 @@ export class MemoryBackplane implements Backplane {
   }
 
   saveSnapshotNow(codespace: string, text: string, version: number): void {
-    const record = this.#docs.get(codespace) ?? { snapshot: '', snapshotVersion: 0, log: [], version };
+    const record = this.#docs.get(codespace) ?? { snapshot: '', snapshotVersion: 0, log: [], version, activeAtMs: 0 };
     if (version < record.snapshotVersion || version > record.version) return;
     record.snapshot = text;
     record.snapshotVersion = version;
+    record.activeAtMs = Date.now();
     // Keep `history` versions below the snapshot for resume and dedup; never drop above it.
     const keepFrom = version - this.#history;
     let drop = 0;
@@ -91,7 +99,7 @@ export class MemoryBackplane implements Backplane {
   async restore(codespace: string, doc: StoredDoc): Promise<boolean> {
     const record = this.#docs.get(codespace);
     if (record && record.version >= doc.version) return false;
-    this.#docs.set(codespace, { snapshot: doc.text, snapshotVersion: doc.version, log: [...doc.log], version: doc.version });
+    this.#docs.set(codespace, { snapshot: doc.text, snapshotVersion: doc.version, log: [...doc.log], version: doc.version, activeAtMs: Date.now() });
     return true;
   }
 
@@ -102,6 +110,24 @@ export class MemoryBackplane implements Backplane {
 
   publishSelection(_codespace: string, _message: Record<string, unknown>): void {}
 
-  /** Memory does not expire: an abandoned codespace lives as long as the process. */
+  /** Channels on this store never touch it: the hub's sweep counts an open codespace as active. */
   async touch(_codespace: string): Promise<void> {}
+
+  /**
+   * Forgets every codespace inactive for longer than its TTL; one that `isOpen` (has a channel)
+   * is never removed, and counts as active now. Returns how many went. Without this an abandoned
+   * codespace lived as long as the process (5,000 tmp- codespaces a stress round, memory kept
+   * growing).
+   */
+  expire(nowMs: number, isOpen: (codespace: string) => boolean): number {
+    let removed = 0;
+    for (const [codespace, record] of this.#docs) {
+      if (isOpen(codespace)) record.activeAtMs = nowMs;
+      else if (expiredAt(this.#expiry, codespace, record.activeAtMs, nowMs)) {
+        this.#docs.delete(codespace);
+        removed++;
+      }
+    }
+    return removed;
+  }
 }

@@ -26,6 +26,11 @@ export interface StoredDoc {
   version: number;
   /** The most recent entries, oldest first, ending at `version`. */
   log: LogEntry[];
+  /**
+   * Identity of this history (PROTOCOL.md §1/§7): a random id made when it starts; absent while
+   * the codespace has no history (or from a store that does not keep one yet).
+   */
+  epoch?: string;
 }
 
 export interface EditRequest {

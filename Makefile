@@ -1,6 +1,9 @@
 # Two commands on a fresh machine: `make run` and `make test`.
 RUNTIME ?= node
 ARGS ?=
+# `make run` keeps documents in ./data (the local durable store); `make run DATA_DIR=` keeps them in
+# memory. With REDIS_URL set, Redis is the store and DATA_DIR stays empty.
+DATA_DIR ?= $(if $(REDIS_URL),,./data)
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
 .PHONY: run stress test test-bun install tools typecheck bench clean
@@ -12,9 +15,9 @@ install: $(NODE_MODULES_STAMP)
 
 run: install
 ifeq ($(RUNTIME),bun)
-	./node_modules/.bin/bun src/main.ts $(ARGS)
+	DATA_DIR='$(DATA_DIR)' ./node_modules/.bin/bun src/main.ts $(ARGS)
 else
-	node --import tsx src/main.ts $(ARGS)
+	DATA_DIR='$(DATA_DIR)' node --import tsx src/main.ts $(ARGS)
 endif
 
 # Stress a running server: make stress ARGS="--url ws://127.0.0.1:8080 --channels 10 --fault throw:3@4" (--help for all).

@@ -114,7 +114,7 @@ export function backplaneContract(name: string, make: () => Promise<ContractSubj
       expect((await backplane.load(codespace)).text).toBe(textAt(6));
     });
 
-    it.runIf(options.durable === true)('keeps documents, logs, snapshots and refs across a reopen', async () => {
+    if (options.durable) it('keeps documents, logs, snapshots and refs across a reopen', async () => {
       await commitUpTo(backplane, codespace, 5);
       await backplane.saveSnapshot(codespace, textAt(4), 4);
       const before = await backplane.load(codespace);

@@ -84,7 +84,14 @@ class StormClient {
   #next = 0;
   #stopped = false;
 
-  constructor(readonly client: TestClient, readonly name: string, readonly window: number) {
+  readonly client: TestClient;
+  readonly #name: string;
+  readonly #window: number;
+
+  constructor(client: TestClient, name: string, window: number) {
+    this.client = client;
+    this.#name = name;
+    this.#window = window;
     client.socket.on('message', () => this.#pump());
   }
 
@@ -102,8 +109,8 @@ class StormClient {
       if (message.operation === 'connected') this.#seen = Math.max(this.#seen, message.data.version);
       if (message.operation === 'ack') this.acked.set(message.ref, message.version);
     }
-    while (!this.#stopped && this.sent.size - this.acked.size < this.window && this.client.socket.readyState === 1) {
-      const ref = `${this.name}-${++this.#next}`;
+    while (!this.#stopped && this.sent.size - this.acked.size < this.#window && this.client.socket.readyState === 1) {
+      const ref = `${this.#name}-${++this.#next}`;
       const insert = `<${ref}>`;
       this.sent.set(ref, insert);
       this.client.send({ operation: 'insert_value', changes: [{ from: 0, to: 0, insert }], version: this.#seen, ref });

@@ -12,7 +12,8 @@
  * - `log`: [codespace, version] → LogEntry, kept for HISTORY versions behind the snapshot. The
  *   refs of those entries are the ref-dedupe state, so it survives a restart with them.
  */
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { createRequire } from 'node:module';
+import type { Database, RootDatabase } from 'lmdb';
 import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
 import { changeSetOf, textOf, LINE_SEPARATOR } from '../doc/text_doc.ts';
 import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
@@ -47,6 +48,17 @@ type LogKey = [codespace: string, version: number];
  */
 const PLAIN_MSGPACK = { useRecords: false };
 
+/**
+ * lmdb is loaded on first use, not at import: a server without DATA_DIR never loads its native
+ * addon (nor needs Deno's --allow-ffi, nor a prebuilt binary for its platform).
+ */
+let lmdbOpen: typeof import('lmdb').open | null = null;
+
+function openLmdb(options: Parameters<typeof import('lmdb').open>[0]): RootDatabase {
+  lmdbOpen ??= (createRequire(import.meta.url)('lmdb') as typeof import('lmdb')).open;
+  return lmdbOpen(options as never);
+}
+
 export function newEpoch(): string {
   return crypto.randomUUID();
 }
@@ -61,7 +73,7 @@ export class FileBackplane implements Backplane {
 
   constructor(options: FileBackplaneOptions) {
     this.#options = options;
-    this.#root = open({
+    this.#root = openLmdb({
       path: options.path,
       maxDbs: 8,
       ...(options.mapSizeBytes ? { mapSize: options.mapSizeBytes } : {}),

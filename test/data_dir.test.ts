@@ -1,6 +1,6 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -44,6 +44,29 @@ describe('DataDirLock', () => {
     const lock = DataDirLock.claim(dir);
     expect(readFileSync(join(dir, LOCK_FILE), 'utf8').trim()).toBe(String(process.pid));
     lock.release();
+  });
+
+  // A read-only filesystem: as root, permission bits would not stop the write, a `ro` mount does.
+  function mountReadOnly(): string | null {
+    const dir = newDir();
+    mkdirSync(dir);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', dir], { stdio: 'ignore' });
+      return dir;
+    } catch {
+      return null;
+    }
+  }
+  const probe = mountReadOnly();
+  if (probe) execFileSync('umount', ['-l', probe]);
+  // Needs root (mount); where there is none, the ENOTDIR case below still covers an unusable directory.
+  it.runIf(probe !== null)('says clearly when the directory is not writable', () => {
+    const readOnly = mountReadOnly()!;
+    try {
+      expect(() => DataDirLock.claim(readOnly)).toThrow(/DATA_DIR .* is not writable: EROFS/);
+    } finally {
+      execFileSync('umount', ['-l', readOnly]);
+    }
   });
 
   it('says clearly when the directory cannot be made', () => {

@@ -3,7 +3,8 @@
  * (WORKERS=0) keep documents, versions, resume and ref dedupe across a restart; one server per
  * directory; abandoned codespaces expire from the file and the memory store, open ones never.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -72,6 +73,54 @@ describe('the server on a file backplane', () => {
       expect(after.data).toMatchObject({ version: 31, code: `<31>${text}` });
     });
   }
+
+  /** A 4 MiB tmpfs of the test's own, or null where mounting is not allowed (not root). */
+  function mountSmallDisk(): string | null {
+    const mountPoint = newDir();
+    mkdirSync(mountPoint, { recursive: true });
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint], { stdio: 'ignore' });
+      return mountPoint;
+    } catch {
+      return null;
+    }
+  }
+  const probe = mountSmallDisk();
+  if (probe) execFileSync('umount', ['-l', probe]);
+
+  // Needs root (mount), as here and in CI: lmdb-js grows its map by itself, so only a small
+  // filesystem makes a full disk.
+  it.runIf(probe !== null)('answers edits `unavailable` on a full disk, keeps its channels, and takes edits again once there is space', async () => {
+    const mountPoint = mountSmallDisk()!;
+    try {
+      const filler = join(mountPoint, 'filler');
+      writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
+      const server = await start(join(mountPoint, 'data'), 2, { snapshotIntervalMs: 50 });
+      const { client } = await joinAt(server.urlFor('tmp-full', 'client=full-disk-client-key'));
+      const big = 'y'.repeat(16_000);
+      let version = 0;
+      let refusal: Message | null = null;
+      for (let i = 1; i < 400 && !refusal; i++) {
+        client.send({ operation: 'insert_value', changes: [{ from: 0, to: 0, insert: big }], version, ref: `r${i}` });
+        const answer = await client.next((m) => m.operation === 'ack' || m.operation === 'error');
+        if (answer.operation === 'ack') version = answer.version;
+        else refusal = answer;
+      }
+      expect(refusal).toMatchObject({ data: { code: 'unavailable' } });
+      rmSync(filler);
+      client.send({ operation: 'insert_value', changes: [{ from: 0, to: 0, insert: 'after' }], version, ref: 'after' });
+      expect(await client.next((m) => m.operation === 'ack' || m.operation === 'error')).toMatchObject({ operation: 'ack', version: version + 1 });
+      expect(server.logs.filter((entry) => entry.event === 'channel_crashed')).toEqual([]);
+      await stop(server);
+      const again = await start(join(mountPoint, 'data'), 0);
+      const { connected } = await joinAt(again.urlFor('tmp-full'));
+      expect(connected.data.version).toBe(version + 1);
+      expect(connected.data.code.length).toBe(version * big.length + 'after'.length);
+      await stop(again);
+    } finally {
+      execFileSync('umount', ['-l', mountPoint]);
+    }
+  }, 60_000);
 
   it('refuses a second server on the same DATA_DIR while the first runs, with a clear message', async () => {
     const dataDir = newDir();

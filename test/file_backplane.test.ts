@@ -2,6 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { open } from 'lmdb';
+import { unpack } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileBackplane, type FileBackplaneOptions } from '../src/backplane/file_backplane.ts';
 import type { LogEntry } from '../src/doc/text_doc.ts';
@@ -70,6 +72,23 @@ describe('FileBackplane', () => {
       expect(again.epoch).not.toBe('restored-epoch');
       await backplane.close();
     });
+  });
+
+  it('stores plain msgpack maps, which any decoder reads (no msgpackr records)', async () => {
+    const path = newDir();
+    const backplane = openAt(path);
+    await backplane.commit('doc', appendEntry(1));
+    await backplane.close();
+    const raw = open({ path, maxDbs: 8 });
+    for (const name of ['meta', 'log']) {
+      for (const { value } of raw.openDB({ name, encoding: 'binary' }).getRange()) {
+        const bytes = value as Uint8Array;
+        // fixmap, map16 or map32: not 0xd4 0x72, the record extension.
+        expect(bytes[0] >= 0x80 && bytes[0] <= 0x8f || bytes[0] === 0xde || bytes[0] === 0xdf).toBe(true);
+        expect(unpack(bytes)).toMatchObject(name === 'log' ? appendEntry(1) : { version: 1 });
+      }
+    }
+    await raw.close();
   });
 
   it('commits that arrive together share one transaction (one sync), and each is acked', async () => {

@@ -2,11 +2,11 @@
  * The local durable store: documents, change logs and snapshots in an LMDB environment under
  * DATA_DIR (npm `lmdb`). One machine, one server process; every thread that hosts channels (each
  * worker, or main with WORKERS=0) opens its own environment on the same path (ARCHITECTURE.md:
- * measured on Node, Bun and Deno). An edit is acked only once its commit is synced to disk:
- * lmdb-js runs every write queued in one event turn in one transaction with one sync, so commits
- * that arrive together share it.
+ * measured on Node, Bun and Deno). An edit is acked only once its commit is synced to disk
+ * (lmdb-js resolves a write once it is flushed); the transactions queued while one commits all go
+ * into the next, so commits that arrive together share one sync.
  *
- * Layout, four named databases:
+ * Layout, three named databases:
  * - `meta`: codespace → DocMeta (version, snapshot version, epoch, last activity);
  * - `snapshot`: codespace → text at `meta.snapshotVersion`;
  * - `log`: [codespace, version] → LogEntry, kept for HISTORY versions behind the snapshot. The
@@ -23,11 +23,6 @@ export interface FileBackplaneOptions extends ExpiryPolicy {
   /** The DATA_DIR: the environment's directory. */
   path: string;
   history: number;
-  /**
-   * Upper bound of the memory map, in bytes (the data file never grows beyond it). Tests set a
-   * small one to provoke MDB_MAP_FULL; the default leaves room for any realistic use.
-   */
-  mapSizeBytes?: number;
 }
 
 /** Everything about one codespace but its text and log; small, rewritten at every commit. */
@@ -43,10 +38,13 @@ interface DocMeta {
 type LogKey = [codespace: string, version: number];
 
 /**
- * Values are read by every thread and after restarts: plain msgpack, no records (ARCHITECTURE.md:
- * msgpackr records only decode with a decoder that saw the structure).
+ * Values are read by every thread and after restarts: plain msgpack maps, no records
+ * (ARCHITECTURE.md: msgpackr records only decode with a decoder that saw the structure). Given to
+ * each named database: lmdb-js does not pass the root's encoder options on to them.
  */
-const PLAIN_MSGPACK = { useRecords: false };
+function plainMsgpack(name: string): { name: string } {
+  return { name, useRecords: false } as { name: string };
+}
 
 /**
  * lmdb is loaded on first use, not at import: a server without DATA_DIR never loads its native
@@ -76,8 +74,6 @@ export class FileBackplane implements Backplane {
     this.#root = openLmdb({
       path: options.path,
       maxDbs: 8,
-      ...(options.mapSizeBytes ? { mapSize: options.mapSizeBytes } : {}),
-      encoder: PLAIN_MSGPACK,
       compression: false,
       // With event-turn batching on (the default), a failed commit (disk full) also rejects a
       // promise lmdb-js 3.5 makes for the batch's start and never hands out: an unhandled
@@ -85,9 +81,9 @@ export class FileBackplane implements Backplane {
       // sync (measured: 100 concurrent ones, one transaction), and a failure reaches only callers.
       eventTurnBatching: false,
     });
-    this.#meta = this.#root.openDB<DocMeta, string>({ name: 'meta' });
-    this.#snapshots = this.#root.openDB<string, string>({ name: 'snapshot' });
-    this.#log = this.#root.openDB<LogEntry, LogKey>({ name: 'log' });
+    this.#meta = this.#root.openDB<DocMeta, string>(plainMsgpack('meta'));
+    this.#snapshots = this.#root.openDB<string, string>(plainMsgpack('snapshot'));
+    this.#log = this.#root.openDB<LogEntry, LogKey>(plainMsgpack('log'));
   }
 
   get path(): string {

@@ -149,12 +149,14 @@ describe('the file backplane, server in its own process', () => {
     expect(ackedTotal).toBeGreaterThanOrEqual(300);
 
     server = await startMain(env);
+    let preRestartText = '';
     const url = (codespace: string, query = ''): string => `ws://127.0.0.1:${server.port}/codespace/${codespace}/${query ? `?${query}` : ''}`;
     for (const codespace of codespaces) {
       const editors = storm.filter((entry) => entry.codespace === codespace).map((entry) => entry.editor);
       const ackedVersions = editors.flatMap((editor) => [...editor.acked.values()]);
       const { connected } = await joinAt(url(codespace));
       const { version, code } = connected.data as { version: number; code: string };
+      preRestartText += code;
       // Versions continue from where they were: at least every acked one is there.
       expect(version).toBeGreaterThanOrEqual(Math.max(...ackedVersions));
       for (const editor of editors) {
@@ -180,12 +182,17 @@ describe('the file backplane, server in its own process', () => {
       for (const ref of unacked) client.send({ operation: 'insert_value', changes: [{ from: 0, to: 0, insert: `<${ref}>` }], version: at, ref });
       for (const ref of unacked) await client.next((m) => m.operation === 'ack' && m.ref === ref);
     }
+    let inFlight = 0;
+    let committedUnacked = 0;
     for (const codespace of codespaces) {
       const { connected } = await joinAt(url(codespace));
       for (const { editor } of storm.filter((entry) => entry.codespace === codespace)) {
         for (const ref of editor.sent.keys()) expect(countOf(connected.data.code, `<${ref}>`)).toBe(1);
+        inFlight += editor.sent.size - editor.acked.size;
       }
     }
+    for (const { editor } of storm) committedUnacked += [...editor.sent.keys()].filter((ref) => !editor.acked.has(ref) && preRestartText.includes(`<${ref}>`)).length;
+    console.log(`kill -9 storm: ${ackedTotal} edits acked before the kill, ${inFlight} in flight, ${committedUnacked} of those committed but unacked (acked once after the resend)`);
   }, 120_000);
 
   it('refuses a second server on the same DATA_DIR with a clear message, and an unusable DATA_DIR', async () => {

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -210,6 +210,29 @@ describe('the file backplane, server in its own process', () => {
     const unusable = await startMain({ DATA_DIR: join(file, 'data') }).catch((error: { code: number; stderr: string }) => error);
     expect(unusable).toMatchObject({ code: 2 });
     expect((unusable as { stderr: string }).stderr).toMatch(/DATA_DIR .*cannot be created: ENOTDIR/);
+  }, 60_000);
+
+  it('the `codespace` command keeps documents in ./data by default, as `make run` does', async () => {
+    const cwd = newDir();
+    mkdirSync(cwd, { recursive: true });
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', WORKERS: '1', LOG_LEVEL: 'warn' };
+    delete env.DATA_DIR;
+    delete env.REDIS_URL;
+    const child = spawn(process.execPath, [join(process.cwd(), 'bin/codespace.mjs')], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 30_000);
+      child.stdout!.on('data', (chunk) => {
+        out += chunk;
+        if (/listening on/.test(out)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    expect(out).toMatch(/file backplane in \.\/data/);
+    expect(existsSync(join(cwd, 'data', 'data.mdb'))).toBe(true);
   }, 60_000);
 
   for (const runtime of ['node', 'bun', 'deno']) {

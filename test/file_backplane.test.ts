@@ -80,14 +80,11 @@ describe('FileBackplane', () => {
     await backplane.commit('doc', appendEntry(1));
     await backplane.close();
     const raw = open({ path, maxDbs: 8 });
-    for (const name of ['meta', 'log']) {
-      for (const { value } of raw.openDB({ name, encoding: 'binary' }).getRange()) {
-        const bytes = value as Uint8Array;
-        // fixmap, map16 or map32: not 0xd4 0x72, the record extension.
-        expect(bytes[0] >= 0x80 && bytes[0] <= 0x8f || bytes[0] === 0xde || bytes[0] === 0xdf).toBe(true);
-        expect(unpack(bytes)).toMatchObject(name === 'log' ? appendEntry(1) : { version: 1 });
-      }
-    }
+    const values = [...raw.openDB({ name: 'log', encoding: 'binary' }).getRange()].map(({ value }) => value as Uint8Array);
+    expect(values).toHaveLength(1);
+    // fixmap, map16 or map32: not 0xd4 0x72, the record extension.
+    expect(values[0][0] >= 0x80 && values[0][0] <= 0x8f || values[0][0] === 0xde || values[0][0] === 0xdf).toBe(true);
+    expect(unpack(values[0])).toEqual(appendEntry(1));
     await raw.close();
   });
 

@@ -3,11 +3,12 @@
  * DATA_DIR (npm `lmdb`). One machine, one server process; every thread that hosts channels (each
  * worker, or main with WORKERS=0) opens its own environment on the same path (ARCHITECTURE.md:
  * measured on Node, Bun and Deno). An edit is acked only once its commit is synced to disk
- * (lmdb-js resolves a write once it is flushed); the transactions queued while one commits all go
- * into the next, so commits that arrive together share one sync.
+ * (lmdb-js resolves a write once it is flushed); the writes queued while one transaction commits
+ * all go into the next, so commits that arrive together share one sync.
  *
  * Layout, three named databases:
- * - `meta`: codespace → DocMeta (version, snapshot version, epoch, last activity);
+ * - `meta`: codespace → DocMeta (snapshot version, epoch, last activity), at the LMDB entry
+ *   version that is the document's version: every write is conditional on it;
  * - `snapshot`: codespace → text at `meta.snapshotVersion`;
  * - `log`: [codespace, version] → LogEntry, kept for HISTORY versions behind the snapshot. The
  *   refs of those entries are the ref-dedupe state, so it survives a restart with them.
@@ -25,9 +26,11 @@ export interface FileBackplaneOptions extends ExpiryPolicy {
   history: number;
 }
 
-/** Everything about one codespace but its text and log; small, rewritten at every commit. */
+/**
+ * Everything about one codespace but its text and log; small, rewritten at every commit. Its
+ * version is the LMDB entry's version (the `meta` database is versioned).
+ */
 interface DocMeta {
-  version: number;
   snapshotVersion: number;
   /** Identity of this history (PROTOCOL.md §1): made when it starts, kept while it lives. */
   epoch: string;
@@ -64,6 +67,7 @@ export function newEpoch(): string {
 export class FileBackplane implements Backplane {
   readonly #options: FileBackplaneOptions;
   readonly #root: RootDatabase;
+  /** Versioned: each entry's LMDB version is the document's version, the condition of every write. */
   readonly #meta: Database<DocMeta, string>;
   readonly #snapshots: Database<string, string>;
   readonly #log: Database<LogEntry, LogKey>;
@@ -77,11 +81,11 @@ export class FileBackplane implements Backplane {
       compression: false,
       // With event-turn batching on (the default), a failed commit (disk full) also rejects a
       // promise lmdb-js 3.5 makes for the batch's start and never hands out: an unhandled
-      // rejection, which kills a worker. Off, queued transactions still share one commit and one
-      // sync (measured: 100 concurrent ones, one transaction), and a failure reaches only callers.
+      // rejection, which kills a worker. Off, writes queued while one transaction commits still
+      // share the next one and its sync, and a failure reaches only its callers.
       eventTurnBatching: false,
     });
-    this.#meta = this.#root.openDB<DocMeta, string>(plainMsgpack('meta'));
+    this.#meta = this.#root.openDB<DocMeta, string>({ ...plainMsgpack('meta'), useVersions: true });
     this.#snapshots = this.#root.openDB<string, string>(plainMsgpack('snapshot'));
     this.#log = this.#root.openDB<LogEntry, LogKey>(plainMsgpack('log'));
   }
@@ -91,11 +95,11 @@ export class FileBackplane implements Backplane {
   }
 
   async load(codespace: string): Promise<StoredDoc> {
-    this.#root.resetReadTxn(); // another thread (a crashed channel's) may have written it last
-    const meta = this.#meta.get(codespace);
-    if (!meta) return { text: '', version: 0, log: [] };
-    const from = Math.max(1, Math.min(meta.snapshotVersion + 1, meta.version - this.#options.history + 1));
-    const entries = this.#entries(codespace, from, meta.version);
+    const stored = this.#current(codespace);
+    if (!stored) return { text: '', version: 0, log: [] };
+    const { meta, version } = stored;
+    const from = Math.max(1, Math.min(meta.snapshotVersion + 1, version - this.#options.history + 1));
+    const entries = this.#entries(codespace, from, version);
     let text = textOf(this.#snapshots.get(codespace) ?? '');
     let at = meta.snapshotVersion;
     for (const entry of entries) {
@@ -104,7 +108,7 @@ export class FileBackplane implements Backplane {
       text = changeSetOf(entry.changes, entry.docLength).apply(text);
       at = entry.version;
     }
-    if (at < meta.version) throw new Error(`log of ${codespace} ends at ${at}, version is ${meta.version}`);
+    if (at < version) throw new Error(`log of ${codespace} ends at ${at}, version is ${version}`);
     return {
       text: text.sliceString(0, text.length, LINE_SEPARATOR),
       version: at,
@@ -115,52 +119,55 @@ export class FileBackplane implements Backplane {
 
   async commit(codespace: string, entry: LogEntry): Promise<CommitResult> {
     try {
-      const stored = await this.#write(() => {
-        const meta = this.#meta.get(codespace);
-        const version = meta?.version ?? 0;
-        if (entry.version !== version + 1) return version;
-        const now = Date.now();
-        this.#meta.putSync(codespace, meta ? { ...meta, version: entry.version, activeAtMs: now } : { version: entry.version, snapshotVersion: 0, epoch: newEpoch(), activeAtMs: now });
-        this.#log.putSync([codespace, entry.version], entry);
-        return null;
+      const stored = this.#current(codespace);
+      const version = stored?.version ?? 0;
+      if (entry.version !== version + 1) return conflict(version, entry);
+      const meta: DocMeta = stored ? { ...stored.meta, activeAtMs: Date.now() } : { snapshotVersion: 0, epoch: newEpoch(), activeAtMs: Date.now() };
+      const written = await this.#writeIf(codespace, stored, () => {
+        this.#meta.put(codespace, meta, entry.version);
+        this.#log.put([codespace, entry.version], entry);
       });
-      if (stored === null) return { ok: true };
-      return { ok: false, reason: 'conflict', stored, message: `the store is at version ${stored}, not ${entry.version - 1}` };
+      return written ? { ok: true } : conflict(this.#current(codespace)?.version ?? 0, entry);
     } catch (error) {
-      // MDB_MAP_FULL, ENOSPC, a closed environment: nothing of this transaction was written.
+      // ENOSPC, EIO, a closed environment: nothing of this transaction was written.
       return { ok: false, reason: 'unavailable', message: `file store: ${messageOf(error)}` };
     }
   }
 
+  /** Throws if the snapshot could not be written (the channel tries again later). */
   async saveSnapshot(codespace: string, text: string, version: number): Promise<void> {
-    await this.#write(() => {
-      const meta = this.#meta.get(codespace);
-      if (!meta || version <= meta.snapshotVersion || version > meta.version) return;
-      this.#snapshots.putSync(codespace, text);
-      this.#meta.putSync(codespace, { ...meta, snapshotVersion: version, activeAtMs: Date.now() });
-      this.#trimLog(codespace, keepLogFrom(version, this.#options.history));
+    const stored = this.#current(codespace);
+    if (!stored || version <= stored.meta.snapshotVersion || version > stored.version) return;
+    const trimmed = this.#logKeys(codespace, keepLogFrom(version, this.#options.history));
+    const written = await this.#writeIf(codespace, stored, () => {
+      this.#snapshots.put(codespace, text);
+      this.#meta.put(codespace, { ...stored.meta, snapshotVersion: version, activeAtMs: Date.now() }, stored.version);
+      for (const key of trimmed) this.#log.remove(key);
     });
+    if (!written) throw new Error(`snapshot of ${codespace} at ${version}: the store moved on meanwhile`);
   }
 
   async readLog(codespace: string, version: number): Promise<LogEntry[] | null> {
-    this.#root.resetReadTxn();
-    const meta = this.#meta.get(codespace);
-    if (!meta || meta.version <= version) return [];
-    const entries = this.#entries(codespace, version + 1, meta.version);
+    const stored = this.#current(codespace);
+    if (!stored || stored.version <= version) return [];
+    const entries = this.#entries(codespace, version + 1, stored.version);
     if (entries.length === 0 || entries[0].version !== version + 1) return null;
     return entries;
   }
 
   async restore(codespace: string, doc: StoredDoc): Promise<boolean> {
-    return this.#write(() => {
-      const meta = this.#meta.get(codespace);
-      if (meta && meta.version >= doc.version) return false;
-      this.#trimLog(codespace, Number.MAX_SAFE_INTEGER);
-      for (const entry of doc.log) if (entry.version <= doc.version) this.#log.putSync([codespace, entry.version], entry);
-      this.#snapshots.putSync(codespace, doc.text);
-      this.#meta.putSync(codespace, { version: doc.version, snapshotVersion: doc.version, epoch: doc.epoch ?? meta?.epoch ?? newEpoch(), activeAtMs: Date.now() });
-      return true;
+    const stored = this.#current(codespace);
+    if (stored && stored.version >= doc.version) return false;
+    const old = this.#logKeys(codespace, Number.MAX_SAFE_INTEGER);
+    const meta: DocMeta = { snapshotVersion: doc.version, epoch: doc.epoch ?? stored?.meta.epoch ?? newEpoch(), activeAtMs: Date.now() };
+    const written = await this.#writeIf(codespace, stored, () => {
+      for (const key of old) this.#log.remove(key);
+      for (const entry of doc.log) if (entry.version <= doc.version) this.#log.put([codespace, entry.version], entry);
+      this.#snapshots.put(codespace, doc.text);
+      this.#meta.put(codespace, meta, doc.version);
     });
+    // Lost the race to another write: ask again against what is there now.
+    return written || this.restore(codespace, doc);
   }
 
   /** One process per DATA_DIR (data_dir.ts), one channel per codespace: nobody else to hear from. */
@@ -171,35 +178,30 @@ export class FileBackplane implements Backplane {
   publishSelection(_codespace: string, _message: Record<string, unknown>): void {}
 
   async touch(codespace: string): Promise<void> {
-    await this.#write(() => {
-      const meta = this.#meta.get(codespace);
-      if (meta) this.#meta.putSync(codespace, { ...meta, activeAtMs: Date.now() });
-    });
+    const stored = this.#current(codespace);
+    if (!stored) return;
+    await this.#writeIf(codespace, stored, () => this.#meta.put(codespace, { ...stored.meta, activeAtMs: Date.now() }, stored.version));
   }
 
   /**
-   * Deletes every codespace inactive for longer than its TTL and not open (`isOpen`, asked at
-   * the moment of deletion, inside the write transaction). Returns how many went.
+   * Deletes every codespace inactive for longer than its TTL and not open (`isOpen`, asked just
+   * before the deletion is queued). A channel that opened one in between commits against a store
+   * that no longer has it, gets a conflict below its version, and writes its document back.
+   * Returns how many went.
    */
   async expire(nowMs: number, isOpen: (codespace: string) => boolean): Promise<number> {
     this.#root.resetReadTxn();
-    const candidates: string[] = [];
-    for (const { key, value } of this.#meta.getRange()) {
-      if (expiredAt(this.#options, key, value.activeAtMs, nowMs)) candidates.push(key);
+    const deletions: Promise<boolean>[] = [];
+    for (const { key: codespace, value: meta, version } of this.#meta.getRange()) {
+      if (!expiredAt(this.#options, codespace, meta.activeAtMs, nowMs) || isOpen(codespace)) continue;
+      const keys = this.#logKeys(codespace, Number.MAX_SAFE_INTEGER);
+      deletions.push(this.#writeIf(codespace, { version: version! }, () => {
+        for (const key of keys) this.#log.remove(key);
+        this.#snapshots.remove(codespace);
+        this.#meta.remove(codespace);
+      }));
     }
-    if (candidates.length === 0) return 0;
-    return this.#write(() => {
-      let removed = 0;
-      for (const codespace of candidates) {
-        const meta = this.#meta.get(codespace);
-        if (!meta || !expiredAt(this.#options, codespace, meta.activeAtMs, nowMs) || isOpen(codespace)) continue;
-        this.#trimLog(codespace, Number.MAX_SAFE_INTEGER);
-        this.#snapshots.removeSync(codespace);
-        this.#meta.removeSync(codespace);
-        removed++;
-      }
-      return removed;
-    });
+    return (await Promise.all(deletions)).filter(Boolean).length;
   }
 
   /** LMDB's last transaction id: how many commits (and syncs) there have been, for tests. */
@@ -219,15 +221,25 @@ export class FileBackplane implements Backplane {
     await this.#root.close();
   }
 
+  /** What the store holds for `codespace` now (a fresh read: another thread may have written it). */
+  #current(codespace: string): { meta: DocMeta; version: number } | null {
+    this.#root.resetReadTxn();
+    const entry = this.#meta.getEntry(codespace);
+    return entry ? { meta: entry.value, version: entry.version! } : null;
+  }
+
   /**
-   * Runs `action` in the next write transaction: with every other write queued in this event
-   * turn, one commit and one sync. Resolves once synced. A failed commit (ENOSPC, EIO,
-   * MDB_MAP_FULL) rejects with lmdb-js's error, whose `commitError` is a second promise that
-   * rejects too: handled here, or it would end the process as an unhandled rejection.
+   * Queues `writes` to happen only if `codespace` is still as `stored` says (at that version, or
+   * absent), checked inside the write transaction. No JavaScript runs in that transaction: LMDB's
+   * one write lock is never held while a thread's event loop is busy (with `transaction()`
+   * callbacks it was, and a worker opening its environment, which takes that lock synchronously,
+   * stalled past its heartbeat timeout). Resolves once synced, false if the condition failed. A
+   * failed commit (ENOSPC, EIO) rejects with lmdb-js's error, whose `commitError` is a second
+   * promise that rejects too: handled here, or it would end the process as an unhandled rejection.
    */
-  async #write<T>(action: () => T): Promise<T> {
+  async #writeIf(codespace: string, stored: { version: number } | null, writes: () => void): Promise<boolean> {
     try {
-      return await this.#root.transaction(action);
+      return await (stored ? this.#meta.ifVersion(codespace, stored.version, writes) : this.#meta.ifNoExists(codespace, writes));
     } catch (error) {
       const commitError = (error as { commitError?: Promise<unknown> }).commitError;
       if (commitError) {
@@ -244,10 +256,14 @@ export class FileBackplane implements Backplane {
     return entries;
   }
 
-  /** Inside a write transaction: removes the log entries of `codespace` below version `keepFrom`. */
-  #trimLog(codespace: string, keepFrom: number): void {
-    for (const key of this.#log.getKeys({ start: [codespace, 0], end: [codespace, keepFrom] })) this.#log.removeSync(key);
+  /** The keys of the log entries of `codespace` below version `below`. */
+  #logKeys(codespace: string, below: number): LogKey[] {
+    return [...this.#log.getKeys({ start: [codespace, 0], end: [codespace, below] })];
   }
+}
+
+function conflict(stored: number, entry: LogEntry): CommitResult {
+  return { ok: false, reason: 'conflict', stored, message: `the store is at version ${stored}, not ${entry.version - 1}` };
 }
 
 /**

@@ -1,6 +1,9 @@
 # Two commands on a fresh machine: `make run` and `make test`.
 RUNTIME ?= node
 ARGS ?=
+# `make run` keeps documents in ./data (the local durable store); `make run DATA_DIR=` keeps them in
+# memory. With REDIS_URL set, Redis is the store and DATA_DIR stays empty.
+DATA_DIR ?= $(if $(REDIS_URL),,./data)
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
 .PHONY: run stress test test-bun install build tools typecheck bench clean
@@ -25,11 +28,11 @@ DENO_RUN := ./node_modules/.bin/deno run --allow-net --allow-env --allow-read --
 
 run: build
 ifeq ($(RUNTIME),bun)
-	./node_modules/.bin/bun dist/main.js $(ARGS)
+	DATA_DIR='$(DATA_DIR)' ./node_modules/.bin/bun dist/main.js $(ARGS)
 else ifeq ($(RUNTIME),deno)
-	$(DENO_RUN) dist/main.js $(ARGS)
+	DATA_DIR='$(DATA_DIR)' $(DENO_RUN) dist/main.js $(ARGS)
 else ifeq ($(RUNTIME),node)
-	node dist/main.js $(ARGS)
+	DATA_DIR='$(DATA_DIR)' node dist/main.js $(ARGS)
 else
 	$(error RUNTIME must be node, bun or deno, not '$(RUNTIME)')
 endif

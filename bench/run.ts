@@ -4,18 +4,20 @@
  * same way in the same session. Writes bench/results/<timestamp>.json and bench/results/latest.md.
  *
  *   --quick              fewer, shorter steps; memory backplane only; 2,000 idle connections
- *   --only=a,b           fanout, latency, idle, recovery, abuse (default: all)
+ *   --only=a,b           fanout, latency, idle, recovery, store, abuse (default: all)
  *   --idle-runs=N        idle runs per server, interleaved; the median is reported (default 3, quick 1)
  *   --servers=a,b        naive, memory (the default: workers = cores), inproc (WORKERS=0: channels
  *                        on the main thread), redis, redis-x2 (INSTANCES=2 on Redis); default: all
+ *                        (the store row always runs memory, file (DATA_DIR) and redis)
  *   --label=text         written into the results, e.g. the optimisation step being measured
  *   --summarise=FILE     only rewrite latest.md from a results file
  *   --baseline=DIR       also run "baseline": this server (memory backplane) from another checkout
  *                        in DIR, to measure what a change bought in the same session
  */
 import { execSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRedis, type TestRedis } from '../test/support/redis.ts';
 import { abuse, summariseAbuse, type AbuseResult } from './abuse.ts';
@@ -25,7 +27,7 @@ import { hasRedisServer, startLoadGenerator, startServerProcess, treeCpuSeconds,
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => args.find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = args.includes('--quick');
-const ONLY = new Set((flag('only') ?? 'fanout,latency,idle,recovery,abuse').split(','));
+const ONLY = new Set((flag('only') ?? 'fanout,latency,idle,recovery,store,abuse').split(','));
 const LABEL = flag('label') ?? '';
 const STEP_S = QUICK ? 2 : 3;
 const FACTOR = QUICK ? 1.7 : 1.5;
@@ -37,7 +39,7 @@ const P99_BAR_MS = 50;
 const DELIVERED_BAR = 0.95;
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 
-type ServerName = 'naive' | 'baseline' | 'memory' | 'inproc' | 'redis' | 'redis-x2';
+type ServerName = 'naive' | 'baseline' | 'memory' | 'inproc' | 'redis' | 'redis-x2' | 'file';
 const BASELINE_ROOT = flag('baseline');
 const redisAvailable = hasRedisServer();
 const wanted = (flag('servers') ?? (QUICK ? 'naive,memory' : 'naive,memory,inproc,redis,redis-x2')).split(',') as ServerName[];
@@ -90,7 +92,70 @@ async function startNamed(name: ServerName, extraEnv: Record<string, string> = {
     env.REDIS_URL = redis.url;
   }
   if (name === 'redis-x2') env.INSTANCES = '2';
+  if (name === 'file') {
+    // A fresh DATA_DIR for each run, on the same disk as the checkout's temp directory.
+    const dataDir = mkdtempSync(join(tmpdir(), 'codespace-bench-data-'));
+    const server = await startServerProcess(name, 'codespace', { ...env, DATA_DIR: dataDir });
+    return { ...server, stop: async () => {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    } };
+  }
   return startServerProcess(name, 'codespace', env);
+}
+
+/** The cumulative buckets of one Prometheus histogram: upper bound (s) → count. */
+async function histogramOf(port: number, name: string): Promise<Map<number, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const buckets = new Map<number, number>();
+  const pattern = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm');
+  for (const match of text.matchAll(pattern)) buckets.set(match[1] === '+Inf' ? Infinity : Number(match[1]), Number(match[2]));
+  return buckets;
+}
+
+/** The q-quantile of the observations between two readings, interpolated within its bucket (as Prometheus's histogram_quantile). */
+function quantileBetween(before: Map<number, number>, after: Map<number, number>, q: number): number | null {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const counts = bounds.map((bound) => (after.get(bound) ?? 0) - (before.get(bound) ?? 0));
+  const total = counts[counts.length - 1] ?? 0;
+  if (total === 0) return null;
+  const rank = q * total;
+  for (let i = 0; i < bounds.length; i++) {
+    if (counts[i] < rank) continue;
+    const lower = i === 0 ? 0 : bounds[i - 1];
+    const below = i === 0 ? 0 : counts[i - 1];
+    if (!Number.isFinite(bounds[i])) return lower;
+    return lower + ((bounds[i] - lower) * (rank - below)) / Math.max(1, counts[i] - below);
+  }
+  return null;
+}
+
+/**
+ * The store row: the same moderate fixed load (100 × 10) on the memory, file (DATA_DIR) and Redis
+ * backplanes, one after another: commit latency p50/p99 from the server's own
+ * codespace_commit_seconds histogram over the measured step, and server CPU per delivery.
+ */
+async function storeRow(name: ServerName, rate: number): Promise<Record<string, unknown>> {
+  const server = await startNamed(name);
+  const loadgen = startLoadGenerator();
+  try {
+    const shape = SHAPES[0];
+    await loadgen.run({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms: shape.rooms, clients: shape.clients, prefix: `tmp-bench-store-${Date.now()}` });
+    await measureStep(server, loadgen, rate, 1);
+    // Heartbeats carry the channels' commit samples to main every second: let the warm-up's arrive first.
+    await sleep(1_500);
+    const before = await histogramOf(server.port, 'codespace_commit_seconds');
+    const result = await measureStep(server, loadgen, rate, QUICK ? 3 : 5);
+    await sleep(1_500);
+    const after = await histogramOf(server.port, 'codespace_commit_seconds');
+    const toMs = (seconds: number | null): number | null => (seconds === null ? null : round2(seconds * 1000));
+    const commitMs = { p50: toMs(quantileBetween(before, after, 0.5)), p99: toMs(quantileBetween(before, after, 0.99)), commits: (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0) };
+    log(`store ${name}: commit p50 ${commitMs.p50} ms, p99 ${commitMs.p99} ms (${commitMs.commits} commits), ${result.serverUsPerDelivery} µs/delivery`);
+    return { server: name, commitMs, result };
+  } finally {
+    await loadgen.stop();
+    await server.stop();
+  }
 }
 
 let stepCounter = 0;
@@ -321,6 +386,18 @@ function summarise(results: Record<string, any>): string {
     if (r.hang) lines.push(`- a worker hangs → its channels serve again (first ack of an edit sent after the hang) after ${r.hang.faultedRoomServedAgainMs} ms for the hung codespace (${ratio(r.hang.faultedRoomServedAgainMs, r.heartbeatTimeoutMs)} HEARTBEAT_TIMEOUT_MS) and ${r.hang.stalledServedAgainMs} ms at worst for the ${r.hang.roomsStalledWithIt} others on that worker; the ${r.hang.healthyRooms} codespaces on the other worker kept serving (first ack after ${r.hang.healthyServedAgainMs} ms at worst, probes every 20 ms)`);
     lines.push('');
   }
+  if (results.store) {
+    lines.push(`## Stores: commit latency and CPU per delivery (${results.store.shape}, ${results.store.ratePerClient} msgs/s per client, the same load on each)`, '');
+    lines.push('| backplane | commit p50 ms | commit p99 ms | commits | server CPU µs/delivery | × memory | edit p50 / p99 ms | delivered/s |');
+    lines.push('|---|---|---|---|---|---|---|---|');
+    const memory = results.store.rows.find((row: any) => row.server === 'memory')?.result;
+    for (const row of results.store.rows) {
+      const r = row.result;
+      const label = row.server === 'file' ? 'file (DATA_DIR, lmdb)' : row.server;
+      lines.push(`| ${label} | ${row.commitMs.p50} | ${row.commitMs.p99} | ${row.commitMs.commits} | ${r.serverUsPerDelivery} | ${ratio(r.serverUsPerDelivery, memory?.serverUsPerDelivery)} | ${r.editLatencyMs.p50} / ${r.editLatencyMs.p99} | ${r.deliveredPerS} |`);
+    }
+    lines.push('', 'Commit latency: from the channel\'s commit call to the store\'s answer (for the file store, synced to disk), as the server\'s `codespace_commit_seconds` histogram counts it, interpolated within its buckets.', '');
+  }
   if (results.abuse) lines.push(...summariseAbuse(results.abuse as AbuseResult));
   if (results.notes.length) lines.push('## Notes', '', ...results.notes.map((note: string) => `- ${note}`), '');
   return lines.join('\n');
@@ -374,6 +451,13 @@ async function main(): Promise<void> {
       } finally {
         await server.stop();
       }
+    }
+    if (ONLY.has('store')) {
+      const rate = QUICK ? 1 : 2;
+      const names: ServerName[] = redisAvailable ? ['memory', 'file', 'redis'] : ['memory', 'file'];
+      if (!redisAvailable) notes.push('store: the redis row skipped, redis-server is not installed');
+      results.store = { shape: SHAPES[0].name, ratePerClient: rate, rows: [] };
+      for (const name of names) results.store.rows.push(await storeRow(name, rate));
     }
   } finally {
     await redis?.stop();

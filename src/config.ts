@@ -35,9 +35,14 @@ export interface Config {
   maxConnections: number;
   /** `redis://` or `rediss://` URL of the shared backplane; empty runs on the embedded memory one. */
   redisUrl: string;
+  /**
+   * Directory of the local durable store (LMDB); empty keeps documents in memory. `make run`
+   * passes ./data; startServer() and createHub() default to empty, so nothing writes there unasked.
+   */
+  dataDir: string;
   /** Prepended to every Redis key and pub/sub channel. */
   redisKeyPrefix: string;
-  /** Seconds an abandoned codespace's keys live after its last activity (0: never expire). */
+  /** Seconds an abandoned codespace lives after its last activity, in any store (0: never expire). */
   codespaceTtlS: number;
   /** The same for `tmp-` codespaces. */
   tmpCodespaceTtlS: number;
@@ -99,9 +104,10 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'channelGraceMs', env: 'CHANNEL_GRACE_MS', kind: 'int', min: 0, help: 'milliseconds an empty channel stays loaded', defaultValue: () => 30_000 },
   { key: 'maxConnections', env: 'MAX_CONNECTIONS', kind: 'int', min: 0, help: 'most open connections (0: unlimited; HTTP 503 beyond)', defaultValue: () => 0 },
   { key: 'redisUrl', env: 'REDIS_URL', kind: 'redis_url', help: 'Redis backplane URL (empty: embedded in-memory store)', defaultValue: () => '' },
+  { key: 'dataDir', env: 'DATA_DIR', kind: 'string', help: 'directory of the local durable store (empty: memory; make run: ./data)', defaultValue: () => '' },
   { key: 'redisKeyPrefix', env: 'REDIS_KEY_PREFIX', kind: 'string', help: 'prefix of every Redis key and pub/sub channel', defaultValue: () => '' },
-  { key: 'codespaceTtlS', env: 'CODESPACE_TTL_S', kind: 'int', min: 0, help: 'seconds an abandoned codespace is kept in Redis (0: forever)', defaultValue: () => 604_800 },
-  { key: 'tmpCodespaceTtlS', env: 'TMP_CODESPACE_TTL_S', kind: 'int', min: 0, help: 'seconds an abandoned tmp- codespace is kept in Redis (0: forever)', defaultValue: () => 86_400 },
+  { key: 'codespaceTtlS', env: 'CODESPACE_TTL_S', kind: 'int', min: 0, help: 'seconds an abandoned codespace is kept (0: forever)', defaultValue: () => 604_800 },
+  { key: 'tmpCodespaceTtlS', env: 'TMP_CODESPACE_TTL_S', kind: 'int', min: 0, help: 'seconds an abandoned tmp- codespace is kept (0: forever)', defaultValue: () => 86_400 },
   { key: 'snapshotIntervalMs', env: 'SNAPSHOT_INTERVAL_MS', kind: 'int', min: 10, help: 'milliseconds at most between a change and the snapshot holding it', defaultValue: () => 5_000 },
   { key: 'redisTimeoutMs', env: 'REDIS_TIMEOUT_MS', kind: 'int', min: 10, help: 'milliseconds to wait for Redis before an edit gets unavailable', defaultValue: () => 2_000 },
   { key: 'logLevel', env: 'LOG_LEVEL', kind: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'least severe log level written (JSON lines on stderr)', defaultValue: () => 'info' },
@@ -199,6 +205,9 @@ export function loadConfig(
     config[spec.key] = parseValue(spec, raw, `option ${name}`);
   }
   Object.assign(config, overrides);
+  if (config.redisUrl && config.dataDir) {
+    throw new TypeError('DATA_DIR and REDIS_URL are two stores: set one (empty DATA_DIR with REDIS_URL)');
+  }
   // Several instances share the cores: by default each gets its share of worker threads.
   const workersGiven = (env.WORKERS ?? '') !== '' || argv.some((arg) => arg.startsWith('--workers')) || 'workers' in overrides;
   if (!workersGiven && (config.instances as number) > 1) config.workers = Math.max(1, Math.floor(availableParallelism() / (config.instances as number)));

@@ -1,4 +1,5 @@
 /** Entry: configuration → start (one process, or INSTANCES of them on one port) → signals. */
+import { DataDirError } from './backplane/data_dir.ts';
 import { isClusterInstance, reportListening, runPrimary } from './cluster.ts';
 import { helpText, loadConfig, type Config } from './config.ts';
 import { createLogger } from './observability/logger.ts';
@@ -16,8 +17,9 @@ function runtimeName(): string {
 function describe(config: Config, host: string, port: number): string {
   const workers = config.workers > 0 ? `${config.workers} worker${config.workers === 1 ? '' : 's'}` : 'in-process channels';
   const where = config.instances > 1 ? `${config.instances} instances × ${workers}` : workers;
-  const backplane = config.redisUrl ? 'redis' : 'memory';
-  return `codespace listening on ws://${host}:${port}/codespace/<token>/ (${where}, ${backplane} backplane, ${runtimeName()})`;
+  const backplane = config.redisUrl ? 'redis' : config.dataDir ? `file backplane in ${config.dataDir}` : 'memory';
+  const store = backplane.startsWith('file') ? backplane : `${backplane} backplane`;
+  return `codespace listening on ws://${host}:${port}/codespace/<token>/ (${where}, ${store}, ${runtimeName()})`;
 }
 
 async function main(): Promise<void> {
@@ -47,7 +49,15 @@ async function main(): Promise<void> {
     return;
   }
 
-  const hub = new Hub(config, log);
+  let hub: Hub;
+  try {
+    hub = new Hub(config, log);
+  } catch (error) {
+    // DATA_DIR not writable, or in use by another server: say so plainly, no stack.
+    if (!(error instanceof DataDirError)) throw error;
+    process.stderr.write(`codespace: ${error.message}\n`);
+    process.exit(2);
+  }
   const acceptor = new Acceptor(hub);
   const { host, port } = await acceptor.listen();
   if (isClusterInstance()) reportListening(port);

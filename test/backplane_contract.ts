@@ -1,6 +1,7 @@
 /**
  * The contract every Backplane implementation keeps (STYLE.md rule 13): run by
- * memory_backplane.test.ts and redis_backplane.integration.test.ts against each.
+ * memory_backplane.test.ts, file_backplane.test.ts and redis_backplane.integration.test.ts
+ * against each.
  */
 import { describe, expect, it, beforeEach, afterEach } from 'vitest';
 import type { Backplane } from '../src/backplane/backplane.ts';
@@ -12,6 +13,11 @@ export const CONTRACT_HISTORY = 3;
 export interface ContractSubject {
   backplane: Backplane;
   cleanup(): Promise<void>;
+  /**
+   * For a durable store: closes `backplane` and opens a new one on the same store (a server
+   * restart). The memory backplane has none.
+   */
+  reopen?: () => Promise<Backplane>;
 }
 
 /** Entry n of a document built by appending "<n>;" at the end, from version 0. */
@@ -41,7 +47,8 @@ async function versionsAfter(backplane: Backplane, codespace: string, version: n
   return (await backplane.readLog(codespace, version)).entries?.map((entry) => entry.version) ?? null;
 }
 
-export function backplaneContract(name: string, make: () => Promise<ContractSubject>): void {
+/** `durable`: the store outlives the backplane object (file, Redis), and `reopen` is given. */
+export function backplaneContract(name: string, make: () => Promise<ContractSubject>, options: { durable?: boolean } = {}): void {
   describe(`Backplane contract: ${name}`, () => {
     let subject: ContractSubject;
     let backplane: Backplane;
@@ -127,6 +134,20 @@ export function backplaneContract(name: string, make: () => Promise<ContractSubj
       expect(await backplane.restore(codespace, { text: 'older', version: 4, log: [], epoch: 'x' })).toBe(false);
       expect(await backplane.restore(codespace, { text: 'newer', version: 9, log: [], epoch: 'x' })).toBe(false);
       expect((await backplane.load(codespace)).text).toBe(textAt(6));
+    });
+
+    if (options.durable) it('keeps documents, logs, snapshots and refs across a reopen', async () => {
+      const epoch = await commitUpTo(backplane, codespace, 5);
+      await backplane.saveSnapshot(codespace, textAt(4), 4, epoch);
+      const before = await backplane.load(codespace);
+      backplane = await subject.reopen!();
+      const after = await backplane.load(codespace);
+      expect(after).toEqual(before);
+      expect(after.epoch).toBe(epoch);
+      expect(after.log.map((entry) => entry.ref)).toEqual(['r3', 'r4', 'r5']);
+      expect(await backplane.commit(codespace, appendEntry(5), epoch)).toMatchObject({ ok: false, reason: 'conflict', stored: 5 });
+      expect(await backplane.commit(codespace, appendEntry(6), epoch)).toEqual({ ok: true });
+      expect(await versionsAfter(backplane, codespace, 2)).toEqual([3, 4, 5, 6]);
     });
 
     it('keeps codespaces apart', async () => {

@@ -23,9 +23,17 @@ function open(options: Partial<RedisBackplaneOptions> = {}): RedisBackplane {
 }
 
 backplaneContract('redis', async () => {
-  const backplane = open();
-  return { backplane, cleanup: () => backplane.close() };
-});
+  let backplane = open();
+  return {
+    backplane,
+    cleanup: () => backplane.close(),
+    reopen: async () => {
+      await backplane.close();
+      backplane = open();
+      return backplane;
+    },
+  };
+}, { durable: true });
 
 describe('RedisBackplane', () => {
   it('stores the layout of PROTOCOL.md §7: a hash with code and versions, a stream with <version>-0 ids', async () => {

@@ -89,7 +89,11 @@ export interface ChannelSettings {
   backplane: BackplaneSettings;
 }
 
-/** Which store a channel host connects to: main's memory store (over the port), or Redis. */
+/**
+ * Which store a channel host connects to: main's memory store (over the port), the local file
+ * store under DATA_DIR (each thread opens it), or Redis.
+ */
 export type BackplaneSettings =
   | { kind: 'memory' }
+  | { kind: 'file'; path: string; ttlS: number; tmpTtlS: number }
   | { kind: 'redis'; url: string; keyPrefix: string; ttlS: number; tmpTtlS: number; timeoutMs: number };

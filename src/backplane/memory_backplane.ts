@@ -6,6 +6,7 @@
 import type { LogEntry, RefRecord, StoredDoc } from '../doc/text_doc.ts';
 import { changeSetOf, entryBytes, newEpoch, textOf } from '../doc/text_doc.ts';
 import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
+import { expiredAt, type ExpiryPolicy } from './expiry.ts';
 
 interface DocRecord {
   snapshot: string;
@@ -19,20 +20,25 @@ interface DocRecord {
   refs: RefRecord[];
   version: number;
   epoch: string;
+  /** Last commit or snapshot, or last sweep that found it open (ms since the Unix epoch). */
+  activeAtMs: number;
 }
 
 function emptyRecord(): DocRecord {
-  return { snapshot: '', snapshotVersion: 0, log: [], refs: [], version: 0, epoch: newEpoch() };
+  return { snapshot: '', snapshotVersion: 0, log: [], refs: [], version: 0, epoch: newEpoch(), activeAtMs: Date.now() };
 }
 
 export class MemoryBackplane implements Backplane {
   #docs = new Map<string, DocRecord>();
   readonly #history: number;
   readonly #historyBytes: number;
+  readonly #expiry: ExpiryPolicy;
 
-  constructor(options: { history: number; historyBytes?: number }) {
+  /** Without `ttlS`/`tmpTtlS` nothing expires. */
+  constructor(options: { history: number; historyBytes?: number } & Partial<ExpiryPolicy>) {
     this.#history = options.history;
     this.#historyBytes = options.historyBytes ?? 0;
+    this.#expiry = { ttlS: options.ttlS ?? 0, tmpTtlS: options.tmpTtlS ?? 0 };
   }
 
   get size(): number {
@@ -78,6 +84,7 @@ export class MemoryBackplane implements Backplane {
     }
     record.log.push(entry);
     record.version = entry.version;
+    record.activeAtMs = Date.now();
     return { ok: true };
   }
 
@@ -90,6 +97,7 @@ export class MemoryBackplane implements Backplane {
     if (version < record.snapshotVersion || version > record.version || (epoch !== undefined && epoch !== record.epoch)) return;
     record.snapshot = text;
     record.snapshotVersion = version;
+    record.activeAtMs = Date.now();
     this.#trim(record);
     this.#docs.set(codespace, record);
   }
@@ -128,7 +136,7 @@ export class MemoryBackplane implements Backplane {
   async restore(codespace: string, doc: StoredDoc): Promise<boolean> {
     const record = this.#docs.get(codespace);
     if (record && record.version > 0) return false;
-    this.#docs.set(codespace, { snapshot: doc.text, snapshotVersion: doc.version, log: [...doc.log], refs: [...(doc.refs ?? [])], version: doc.version, epoch: doc.epoch });
+    this.#docs.set(codespace, { snapshot: doc.text, snapshotVersion: doc.version, log: [...doc.log], refs: [...(doc.refs ?? [])], version: doc.version, epoch: doc.epoch, activeAtMs: Date.now() });
     return true;
   }
 
@@ -139,6 +147,24 @@ export class MemoryBackplane implements Backplane {
 
   publishSelection(_codespace: string, _message: Record<string, unknown>): void {}
 
-  /** Memory does not expire: an abandoned codespace lives as long as the process. */
+  /** Channels on this store never touch it: the hub's sweep counts an open codespace as active. */
   async touch(_codespace: string): Promise<void> {}
+
+  /**
+   * Forgets every codespace inactive for longer than its TTL; one that `isOpen` (has a channel)
+   * is never removed, and counts as active now. Returns how many went. Without this an abandoned
+   * codespace lived as long as the process (5,000 tmp- codespaces a stress round, memory kept
+   * growing).
+   */
+  expire(nowMs: number, isOpen: (codespace: string) => boolean): number {
+    let removed = 0;
+    for (const [codespace, record] of this.#docs) {
+      if (isOpen(codespace)) record.activeAtMs = nowMs;
+      else if (expiredAt(this.#expiry, codespace, record.activeAtMs, nowMs)) {
+        this.#docs.delete(codespace);
+        removed++;
+      }
+    }
+    return removed;
+  }
 }

@@ -2,6 +2,9 @@
  * The transport-neutral server: store, supervisor, channels and token resolution, with no
  * socket. The WebSocket acceptor is one adapter over it; an embedding app is another.
  */
+import { DataDirError, DataDirLock } from '../backplane/data_dir.ts';
+import { sweepEveryMs } from '../backplane/expiry.ts';
+import { closeFileBackplane, fileBackplaneFor, type FileBackplane, type FileBackplaneOptions } from '../backplane/file_backplane.ts';
 import { MemoryBackplane } from '../backplane/memory_backplane.ts';
 import { RedisHealth, type BackplaneState } from '../backplane/redis_health.ts';
 import type { BackplaneSettings } from '../actors/envelopes.ts';
@@ -42,6 +45,8 @@ export class Hub {
   readonly refusalLog: LogFn;
   /** Watches Redis for `/readyz` and the log; null on the memory backplane. */
   readonly redisHealth: RedisHealth | null;
+  /** The local durable store (DATA_DIR) as main sees it, for expiry; null without DATA_DIR. */
+  readonly fileStore: FileBackplane | null;
   readonly metrics = new ServerMetrics();
   /** Open connections (WebSocket or in-process). */
   connectionCount = 0;
@@ -49,6 +54,8 @@ export class Hub {
   slowConsumerCloses = 0;
   readonly #observer: ConnectionObserver;
   readonly #tickTimer: ReturnType<typeof setInterval>;
+  readonly #sweepTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #dataDir: { lock: DataDirLock; options: FileBackplaneOptions } | null;
   #closed = false;
 
   constructor(config: Config, logTo: LogFn = () => {}) {
@@ -71,7 +78,9 @@ export class Hub {
       detached: () => this.connectionCount--,
       failed: (error, codespace) => failureLog('connection_failed', { codespace, error: describeError(error) }),
     };
-    this.store = new MemoryBackplane({ history: config.history, historyBytes: config.historyBytes });
+    this.store = new MemoryBackplane({ history: config.history, historyBytes: config.historyBytes, ttlS: config.codespaceTtlS, tmpTtlS: config.tmpCodespaceTtlS });
+    this.#dataDir = config.dataDir ? openDataDir(config) : null;
+    this.fileStore = this.#dataDir ? fileBackplaneFor(this.#dataDir.options) : null;
     this.placement = config.workers > 0 ? new ChannelPool(config.workers, config.workerMaxOldMb, log) : new InProcessPlacement();
     if (config.faultInjection) log('fault_injection_enabled', { warning: 'FAULT_INJECTION=1: any client can crash, hang or exhaust a channel; never in production' });
     this.supervisor = new Supervisor({
@@ -79,7 +88,7 @@ export class Hub {
       // One worker for codespaces that crashed or hung before (none in-process: no thread to spare).
       ...(config.workers > 0 ? { quarantine: () => new ChannelPool(1, config.workerMaxOldMb, log) } : {}),
       store: this.store,
-      settings: { history: config.history, historyBytes: config.historyBytes, maxDocLength: config.maxDocLength, snapshotIntervalMs: config.snapshotIntervalMs, backplane: backplaneSettingsOf(config) },
+      settings: { history: config.history, historyBytes: config.historyBytes, maxDocLength: config.maxDocLength, snapshotIntervalMs: config.snapshotIntervalMs, backplane: backplaneSettingsOf(config, this.#dataDir?.lock.path) },
       channelGraceMs: config.channelGraceMs,
       maxRestarts: config.maxRestarts,
       restartWindowMs: config.restartWindowMs,
@@ -105,6 +114,28 @@ export class Hub {
       }
     }, tickMs);
     this.#tickTimer.unref?.();
+    // Redis expires its keys by itself; the memory and file stores are swept from here.
+    const sweepMs = config.redisUrl ? null : sweepEveryMs({ ttlS: config.codespaceTtlS, tmpTtlS: config.tmpCodespaceTtlS });
+    if (sweepMs !== null) {
+      this.#sweepTimer = setInterval(() => void this.sweep(Date.now()), sweepMs);
+      this.#sweepTimer.unref?.();
+    }
+  }
+
+  /**
+   * Removes the codespaces abandoned for longer than their TTL from the memory and file stores;
+   * one with a channel (clients, or within its grace period) is never removed. Returns how many.
+   */
+  async sweep(nowMs: number): Promise<number> {
+    const isOpen = (codespace: string): boolean => this.supervisor.channel(codespace) !== undefined;
+    let removed = this.store.expire(nowMs, isOpen);
+    try {
+      if (this.fileStore && !this.#closed) removed += await this.fileStore.expire(nowMs, isOpen);
+    } catch (error) {
+      this.log('expiry_failed', { error: String(error) });
+    }
+    if (removed > 0) this.log('codespaces_expired', { count: removed });
+    return removed;
   }
 
   /** The Prometheus text of /metrics, with the gauges read off the live state. */
@@ -118,8 +149,9 @@ export class Hub {
     return metrics.render();
   }
 
-  get backplaneName(): 'memory' | 'redis' {
-    return this.redisHealth ? 'redis' : 'memory';
+  get backplaneName(): 'memory' | 'redis' | 'file' {
+    if (this.redisHealth) return 'redis';
+    return this.fileStore ? 'file' : 'memory';
   }
 
   /** Ready to serve joins: the memory backplane always is; Redis when connected. */
@@ -153,14 +185,33 @@ export class Hub {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#tickTimer);
+    clearInterval(this.#sweepTimer);
     this.resolver.close();
     this.redisHealth?.close();
     this.metrics.close();
     await this.supervisor.close();
+    if (this.#dataDir) {
+      await closeFileBackplane(this.#dataDir.options);
+      this.#dataDir.lock.release();
+    }
   }
 }
 
-function backplaneSettingsOf(config: Config): BackplaneSettings {
+/** Claims DATA_DIR (throws DataDirError: not writable, or in use by another process). */
+function openDataDir(config: Config): { lock: DataDirLock; options: FileBackplaneOptions } {
+  const lock = DataDirLock.claim(config.dataDir);
+  const options = { path: lock.path, history: config.history, ttlS: config.codespaceTtlS, tmpTtlS: config.tmpCodespaceTtlS };
+  try {
+    fileBackplaneFor(options);
+  } catch (error) {
+    lock.release();
+    throw new DataDirError(`DATA_DIR ${lock.path}: the store cannot be opened: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return { lock, options };
+}
+
+function backplaneSettingsOf(config: Config, dataDir: string | undefined): BackplaneSettings {
+  if (dataDir) return { kind: 'file', path: dataDir, ttlS: config.codespaceTtlS, tmpTtlS: config.tmpCodespaceTtlS };
   if (!config.redisUrl) return { kind: 'memory' };
   return {
     kind: 'redis',

@@ -10,6 +10,7 @@ import type { BackplaneSettings, ChannelInbound, ChannelOutbound, ChannelSetting
 import { Mailbox } from '../actors/mailbox.ts';
 import { PortLink, ThreadLink } from '../actors/port_link.ts';
 import type { Backplane, RemoteEvent } from '../backplane/backplane.ts';
+import { fileBackplaneFor } from '../backplane/file_backplane.ts';
 import { PortBackplane } from '../backplane/port_backplane.ts';
 import { RedisBackplane } from '../backplane/redis_backplane.ts';
 import { TextDoc } from '../doc/text_doc.ts';
@@ -56,9 +57,29 @@ function threadLagS(): number {
   return lastLag.seconds;
 }
 
+/**
+ * The store a channel on this thread uses: main's memory over the link (`portBackplane`), this
+ * thread's file environment, or this thread's Redis connections.
+ */
+function backplaneOf(settings: ChannelSettings, portBackplane: PortBackplane | null): Backplane {
+  const backplane = settings.backplane;
+  switch (backplane.kind) {
+    case 'memory':
+      return portBackplane!;
+    case 'file':
+      return fileBackplaneFor({ path: backplane.path, history: settings.history, ttlS: backplane.ttlS, tmpTtlS: backplane.tmpTtlS });
+    case 'redis':
+      return redisBackplaneFor(backplane, settings.history);
+    default: {
+      const unexpected: never = backplane;
+      throw new TypeError(`unknown backplane ${JSON.stringify(unexpected)}`);
+    }
+  }
+}
+
 /** Milliseconds between expiry refreshes: a third of the TTL, so two may fail before it runs out. */
 function touchEveryMs(settings: ChannelSettings, codespace: string): number {
-  if (settings.backplane.kind !== 'redis') return 60_000;
+  if (settings.backplane.kind === 'memory') return 60_000;
   const ttlS = codespace.startsWith('tmp-') ? settings.backplane.tmpTtlS : settings.backplane.ttlS;
   return ttlS > 0 ? Math.max(50, Math.floor((ttlS * 1000) / 3)) : 3_600_000;
 }
@@ -153,7 +174,7 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
   host.routes.set(task.spawn, route);
   const send = (envelope: ChannelOutbound): void => host.link.send(task.spawn, envelope);
   const portBackplane = task.settings.backplane.kind === 'memory' ? new PortBackplane(send) : null;
-  const backplane: Backplane = portBackplane ?? redisBackplaneFor(task.settings.backplane as Extract<BackplaneSettings, { kind: 'redis' }>, task.settings.history);
+  const backplane = backplaneOf(task.settings, portBackplane);
 
   function end(how: ChannelEnd): void {
     clearInterval(ticker);

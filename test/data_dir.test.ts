@@ -1,0 +1,79 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DataDirError, DataDirLock, LOCK_FILE } from '../src/backplane/data_dir.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'codespace-data-dir-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const newDir = (): string => join(root, `dir-${n++}`);
+
+describe('DataDirLock', () => {
+  it('creates the directory, writes its pid in the lock file, and removes it on release', () => {
+    const dir = join(newDir(), 'nested');
+    const lock = DataDirLock.claim(dir);
+    expect(readFileSync(join(dir, LOCK_FILE), 'utf8').trim()).toBe(String(process.pid));
+    lock.release();
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    DataDirLock.claim(dir).release();
+  });
+
+  it('refuses a directory held by this process or by another live one, naming it', async () => {
+    const dir = newDir();
+    const lock = DataDirLock.claim(dir);
+    expect(() => DataDirLock.claim(dir)).toThrow(/in use by this process/);
+    lock.release();
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(dir, LOCK_FILE), `${other.pid}\n`);
+      expect(() => DataDirLock.claim(dir)).toThrow(new RegExp(`in use by process ${other.pid}`));
+    } finally {
+      other.kill('SIGKILL');
+      await once(other, 'exit');
+    }
+  });
+
+  it('takes over the lock of a process that died (kill -9)', () => {
+    const dir = newDir();
+    const dead = spawnSync('true');
+    DataDirLock.claim(dir).release();
+    writeFileSync(join(dir, LOCK_FILE), `${dead.pid}\n`);
+    const lock = DataDirLock.claim(dir);
+    expect(readFileSync(join(dir, LOCK_FILE), 'utf8').trim()).toBe(String(process.pid));
+    lock.release();
+  });
+
+  // A read-only filesystem: as root, permission bits would not stop the write, a `ro` mount does.
+  function mountReadOnly(): string | null {
+    const dir = newDir();
+    mkdirSync(dir);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', dir], { stdio: 'ignore' });
+      return dir;
+    } catch {
+      return null;
+    }
+  }
+  const probe = mountReadOnly();
+  if (probe) execFileSync('umount', ['-l', probe]);
+  // Needs root (mount); where there is none, the ENOTDIR case below still covers an unusable directory.
+  it.runIf(probe !== null)('says clearly when the directory is not writable', () => {
+    const readOnly = mountReadOnly()!;
+    try {
+      expect(() => DataDirLock.claim(readOnly)).toThrow(/DATA_DIR .* is not writable: EROFS/);
+    } finally {
+      execFileSync('umount', ['-l', readOnly]);
+    }
+  });
+
+  it('says clearly when the directory cannot be made', () => {
+    const file = join(root, `a-file-${n++}`);
+    writeFileSync(file, 'not a directory');
+    const attempt = (): DataDirLock => DataDirLock.claim(join(file, 'data'));
+    expect(attempt).toThrow(DataDirError);
+    expect(attempt).toThrow(/DATA_DIR .*a-file-\d+\/data cannot be created: ENOTDIR/);
+  });
+});

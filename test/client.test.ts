@@ -319,6 +319,22 @@ describe('CodespaceClient: where it connects, with which key, and when it gives 
     client.close();
   });
 
+  it('takes the server text when its resume is too old to serve, instead of asking again and again', async () => {
+    const urls: string[] = [];
+    fake = await fakeServer((socket, url) => {
+      urls.push(url);
+      // A full connected, ahead: the history this client's version needs was trimmed.
+      socket.send(welcome(urls.length === 1 ? 0 : 5000, urls.length === 1 ? 'abc' : 'trimmed history'));
+      if (urls.length === 1) setTimeout(() => socket.close(1001, 'restart'), 20);
+    });
+    const client = connect(fake.url, 'tmp-fake', { WebSocket: WebSocket as unknown as WebSocketConstructor, minReconnectDelayMs: 10 });
+    await waitFor(() => client.text === 'trimmed history', 5000, 'the server text taken');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(urls.length).toBe(2);
+    expect(client.version).toBe(5000);
+    client.close();
+  });
+
   for (const code of [4401, 4404, 4400]) {
     it(`ends with an error event and no more reconnects on ${code}`, async () => {
       let connections = 0;

@@ -276,8 +276,10 @@ export class CodespaceClient {
       // The missed changes follow, before anything else; our in-flight one may be among them.
     } else if (data.version === this.#doc.version && data.code === this.#doc.confirmedText) {
       // Nothing was missed: pending changes stay as they are and go out again.
-    } else if (sameHistory && data.version > this.#doc.version && data.version - this.#doc.version <= 100_000) {
-      // The server is ahead and sent only its text: ask for the missed changes instead.
+    } else if (resync && sameHistory && data.version > this.#doc.version && data.version - this.#doc.version <= 100_000) {
+      // A resync ahead of us sends only its text: ask for the missed changes by a resume. (A
+      // full `connected` is the answer to a resume the server could not serve: asking again
+      // would loop; its text is all there is.)
       return this.#reopen();
     } else {
       const before = this.#doc.text;

@@ -10,6 +10,7 @@ import { CloseCode } from '../protocol/close_codes.ts';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Codec } from '../protocol/messages.ts';
 import { DescriptorGuard, openFileLimit } from './descriptors.ts';
 import type { Hub } from './hub.ts';
+import { routeHttp } from './http_routes.ts';
 import { Session } from './session.ts';
 
 const CODESPACE_PATH = /^\/codespace\/([^/]+)\/?$/;
@@ -203,6 +204,7 @@ export class Acceptor {
   }
 
   readonly #httpOnRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    if (routeHttp(this.#hub, request, response)) return;
     const path = (request.url ?? '/').split('?')[0];
     if (path === '/metrics') {
       this.#hub.renderMetrics().then(

@@ -3,14 +3,24 @@ RUNTIME ?= node
 ARGS ?=
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: run stress test test-bun install tools typecheck bench clean
+.PHONY: run stress test test-bun install tools typecheck bench clean pages
 
 $(NODE_MODULES_STAMP): package.json
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 
 install: $(NODE_MODULES_STAMP)
 
-run: install
+# The demo editor (/) and the status page (/status), built ahead of time with esbuild into
+# dist/pages/ (scripts/build_pages.mjs); rebuilt when a source they bundle changed.
+PAGES_STAMP := dist/pages/index.html
+PAGES_SOURCES := $(shell find src/pages src/client src/protocol src/doc -type f 2>/dev/null) src/server/status_types.ts scripts/build_pages.mjs
+
+$(PAGES_STAMP): $(NODE_MODULES_STAMP) $(PAGES_SOURCES)
+	node scripts/build_pages.mjs
+
+pages: $(PAGES_STAMP)
+
+run: install pages
 ifeq ($(RUNTIME),bun)
 	./node_modules/.bin/bun src/main.ts $(ARGS)
 else
@@ -28,11 +38,11 @@ typecheck: install
 tools:
 	@./scripts/ensure_tools.sh
 
-test: install tools
+test: install tools pages
 	./node_modules/.bin/vitest run $(ARGS)
 
 # The same suite with vitest itself running on Bun (the Deno smoke run is part of both).
-test-bun: install tools
+test-bun: install tools pages
 	./node_modules/.bin/bun --bun ./node_modules/vitest/vitest.mjs run $(ARGS)
 
 # Benchmark suite (bench/README.md): fan-out sweeps, latency, idle memory, joins, recovery, each
@@ -41,4 +51,4 @@ bench: install
 	timeout 900 node --import tsx bench/run.ts $(ARGS)
 
 clean:
-	rm -rf node_modules .test-artifacts
+	rm -rf node_modules .test-artifacts dist/pages

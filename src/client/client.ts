@@ -33,6 +33,9 @@ export interface WebSocketLike {
 
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
+/** A value a selection may carry beside `selections` (PROTOCOL.md §2). */
+export type SelectionField = string | number | boolean | null;
+
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 export interface ClientOptions {
@@ -174,8 +177,12 @@ export class CodespaceClient {
     this.#flush();
   }
 
-  setSelection(selections: readonly { anchor: number; head: number }[]): void {
-    this.#send({ operation: 'create_selection', selections });
+  /**
+   * `fields`: scalar top-level fields relayed with the selection (PROTOCOL.md §2: at most 16,
+   * strings of at most 256 characters), e.g. the user's `name` and `color` for remote cursors.
+   */
+  setSelection(selections: readonly { anchor: number; head: number }[], fields: Readonly<Record<string, SelectionField>> = {}): void {
+    this.#send({ ...fields, operation: 'create_selection', selections });
   }
 
   close(): void {

@@ -7,6 +7,7 @@
  * The request line, query, cookies and headers are parsed here into typed values; whatever they
  * hold, a request gets an answer and nothing throws out of this module.
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Hub } from './hub.ts';
 import { findPagesDir, loadPages, type PageFile } from './static_pages.ts';
@@ -14,18 +15,26 @@ import { isLoopbackHost, mayReadStatus, statusAccessFor, statusCookieFor, tokenM
 import { StatusFeed } from './status_feed.ts';
 import type { FaultButtonKind } from './status_types.ts';
 
-/** Scripts and styles from this origin only (built ahead of time, no CDN); sockets and events to it. */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+/**
+ * Scripts and styles from this origin only (built ahead of time, no CDN); sockets and events to
+ * it. `nonce`: the one <style> element a page may create itself (CodeMirror's, EditorView.cspNonce).
+ */
+export function contentSecurityPolicy(nonce: string | null): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    nonce ? `style-src 'self' 'nonce-${nonce}'` : "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+/** Where an HTML page wants its response's style nonce. */
+const NONCE_SLOT = '%csp-nonce%';
 
 const MAX_FAULT_BODY_BYTES = 1024;
 const STATUS_ID = /^[0-9a-f]{8}$/;
@@ -197,18 +206,50 @@ function sendFile(state: PagesState, name: string, target: RequestTarget, reques
     'cache-control': file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
     'x-content-type-options': 'nosniff',
   };
+  let body = file.body;
   if (file.contentType.startsWith('text/html')) {
-    headers['content-security-policy'] = CONTENT_SECURITY_POLICY;
     headers['referrer-policy'] = 'no-referrer';
     headers['x-frame-options'] = 'DENY';
+    if (file.body.includes(NONCE_SLOT)) {
+      // A fresh nonce per response: this page is never the same twice, so it is not cached.
+      const nonce = randomBytes(18).toString('base64');
+      headers['content-security-policy'] = contentSecurityPolicy(nonce);
+      headers['cache-control'] = 'no-store';
+      delete headers.etag;
+      body = Buffer.from(file.body.toString('utf8').replaceAll(NONCE_SLOT, nonce));
+      return sendBody(response, target, headers, body);
+    }
+    headers['content-security-policy'] = contentSecurityPolicy(null);
   }
   if (request.headers['if-none-match'] === file.etag) {
     response.writeHead(304, headers).end();
     return;
   }
-  headers['content-length'] = String(file.body.length);
+  if (file.gzipped) {
+    headers.vary = 'accept-encoding';
+    if (acceptsGzip(request.headers['accept-encoding'])) {
+      body = file.gzipped;
+      headers['content-encoding'] = 'gzip';
+    }
+  }
+  sendBody(response, target, headers, body);
+}
+
+function sendBody(response: ServerResponse, target: RequestTarget, headers: Record<string, string>, body: Buffer): void {
+  headers['content-length'] = String(body.length);
   response.writeHead(200, headers);
-  response.end(target.method === 'HEAD' ? undefined : file.body);
+  response.end(target.method === 'HEAD' ? undefined : body);
+}
+
+/** Whether an Accept-Encoding header takes gzip (`gzip`, or `*`, without `q=0`). */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (typeof header !== 'string' || header.length > 1024) return false;
+  return header.split(',').some((part) => {
+    const [name, ...params] = part.split(';').map((piece) => piece.trim().toLowerCase());
+    if (name !== 'gzip' && name !== '*') return false;
+    const quality = params.find((param) => param.startsWith('q='));
+    return quality === undefined || Number(quality.slice(2)) > 0;
+  });
 }
 
 function methodNotAllowed(response: ServerResponse, allow: string): void {

@@ -23,7 +23,7 @@ export class EventLog {
 
   add(kind: EventKind, text: string): void {
     const item = document.createElement('li');
-    item.className = `event ${kind}`;
+    item.className = `event ev-${kind}`;
     item.dataset.kind = kind;
     const time = document.createElement('time');
     time.textContent = new Date().toLocaleTimeString([], { hour12: false });

@@ -12,9 +12,6 @@ import { editorText, eventually, typeAt, typeAtEnd, waitForState } from './suppo
 import { startTestServer, type TestServer } from './support/server.ts';
 import { TestClient } from './support/ws_client.ts';
 
-// Bun's child processes cannot carry the extra pipes (fd 3 and 4) through which playwright talks
-// to chromium (--remote-debugging-pipe), so the browser never answers there.
-const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined';
 
 let server: TestServer;
 let browser: Browser;
@@ -23,7 +20,6 @@ const pages: WatchedPage[] = [];
 const clients: TestClient[] = [];
 
 beforeAll(async () => {
-  if (isBun) return;
   server = await startTestServer({ workers: 2 });
   base = `http://127.0.0.1:${server.port}`;
   browser = await launchBrowser();
@@ -51,7 +47,7 @@ function uniqueToken(name: string): string {
   return `tmp-${name}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
-describe.skipIf(isBun)('the demo editor', { timeout: 60_000 }, () => {
+describe('the demo editor', { timeout: 60_000 }, () => {
   it('opens a fresh tmp- codespace with a share link when the address names none', async () => {
     const watched = await openPage(browser, `${base}/`);
     pages.push(watched);

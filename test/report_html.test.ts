@@ -14,9 +14,6 @@ import { runStress } from '../src/stress/run.ts';
 import { launchBrowser, screenshot } from './support/browser.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
-// Bun's child processes cannot carry the extra pipes (fd 3 and 4) through which playwright talks
-// to chromium (--remote-debugging-pipe), so the browser never answers there.
-const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined';
 
 let server: TestServer | null = null;
 let dir: string | null = null;
@@ -68,8 +65,7 @@ describe('the HTML report of a run with a hang', () => {
     expect(html).toMatch(/<dt[^>]*>collateral<\/dt><dd>a codespace that was not faulted but restarted anyway/);
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
 
-    if (isBun) return;
-    const browser = await launchBrowser();
+      const browser = await launchBrowser();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const problems: string[] = [];

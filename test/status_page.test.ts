@@ -12,9 +12,6 @@ import { eventually, typeAtEnd, waitForState } from './support/demo_page.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { TestClient, waitFor } from './support/ws_client.ts';
 
-// Bun's child processes cannot carry the extra pipes (fd 3 and 4) through which playwright talks
-// to chromium (--remote-debugging-pipe), so the browser never answers there.
-const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined';
 
 let browser: Browser;
 let server: TestServer | null = null;
@@ -22,7 +19,7 @@ const pages: WatchedPage[] = [];
 const clients: TestClient[] = [];
 
 beforeAll(async () => {
-  if (!isBun) browser = await launchBrowser();
+  browser = await launchBrowser();
 }, 60_000);
 
 afterEach(async () => {
@@ -66,7 +63,7 @@ async function populate(tokens: string[]): Promise<void> {
   await waitFor(() => tokens.every((token) => (server!.hub.supervisor.channel(token)?.thread ?? -1) > 0), 10_000, 'channels ready on workers');
 }
 
-describe.skipIf(isBun)('the status page', { timeout: 90_000 }, () => {
+describe('the status page', { timeout: 90_000 }, () => {
   it('lists the channel of two typing pages, and its numbers move', async () => {
     server = await startTestServer({ workers: 2 });
     const token = `tmp-status-typing-${Math.random().toString(36).slice(2, 8)}`;

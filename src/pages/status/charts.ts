@@ -66,7 +66,7 @@ class Chart {
         { stroke: '#656d76', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#d8dee4' }, font: '11px system-ui, sans-serif' },
         { stroke: '#656d76', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#d8dee4' }, font: '11px system-ui, sans-serif', size: 54, values: (_u, ticks) => ticks.map((tick) => `${+tick.toFixed(2)}${spec.unit === '/s' ? '' : spec.unit}`) },
       ],
-      series: [{}, ...spec.series.map((series) => ({ label: series.label, stroke: series.stroke, width: 1.5, dash: series.dash, points: { show: false }, spanGaps: false }))],
+      series: [{}, ...spec.series.map((series) => ({ label: series.label, stroke: series.stroke, width: 1.5, dash: series.dash, spanGaps: false }))],
     }, this.#data as uPlot.AlignedData, parent);
   }
 

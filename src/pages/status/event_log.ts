@@ -40,7 +40,7 @@ export class EventLog {
     const now = channelsOf(after);
     for (const [id, channel] of now) {
       const previous = old.get(id);
-      if (!previous) this.add('channel', `channel ${id} started on ${threadName(channel.thread)}`);
+      if (!previous) this.add('channel', channel.thread < 0 ? `channel ${id} starting` : `channel ${id} started on ${threadName(channel.thread)}`);
       else if (channel.restarts > previous.restarts) this.add('restart', `channel ${id} restarted (${channel.restarts} so far), now on ${threadName(channel.thread)}; its ${plural(channel.members, 'client')} got resync`);
     }
     for (const id of old.keys()) if (!now.has(id)) this.add('channel', `channel ${id} stopped (no one left)`);

@@ -98,7 +98,7 @@ describe('the demo editor', { timeout: 60_000 }, () => {
     const a = await open(token);
     const b = await open(token);
     await typeAtEnd(a.page, 'shared start\n');
-    await eventually(async () => (await editorText(b.page)).includes('shared start'), 10_000, 'b seeing the start');
+    await eventually(async () => (await editorText(b.page)).includes('shared start'), 10_000, 'b seeing the start', async () => JSON.stringify({ a: await editorText(a.page), b: await editorText(b.page), stateA: await a.page.textContent('#state'), stateB: await b.page.textContent('#state'), problems: [...a.problems, ...b.problems] }));
 
     await a.context.setOffline(true);
     await waitForState(a.page, 'offline');

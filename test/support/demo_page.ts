@@ -14,7 +14,16 @@ export function editorText(page: Page): Promise<string> {
 export async function typeAt(page: Page, key: string, text: string): Promise<void> {
   await page.click('.cm-content');
   await page.keyboard.press(key);
-  await page.keyboard.type(text, { delay: 5 });
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (i > 0) {
+      // The Python mode offers completions (`shared St` → `StopAsyncIteration`), which Enter
+      // would accept: a person dismisses them first.
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Enter');
+    }
+    if (lines[i]) await page.keyboard.type(lines[i], { delay: 5 });
+  }
 }
 
 export function typeAtEnd(page: Page, text: string): Promise<void> {

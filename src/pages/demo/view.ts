@@ -20,6 +20,13 @@ export interface StateView {
   problem?: string;
 }
 
+/** The closes after which the SDK stops trying (PROTOCOL.md §5), in words. */
+const CLOSE_WORDS: Record<number, string> = {
+  4401: 'this server refused the codespace token',
+  4404: 'no such codespace',
+  1000: 'closed by the page',
+};
+
 function byId(id: string): HTMLElement | null {
   return document.getElementById(id);
 }
@@ -40,7 +47,8 @@ export function renderState(view: StateView): void {
     text = view.problem;
   } else if (view.state === 'closed') {
     state = 'closed';
-    text = `closed${view.closedCode !== null ? ` (${view.closedCode})` : ''}${waiting}`;
+    const why = view.closedCode !== null ? CLOSE_WORDS[view.closedCode] ?? `code ${view.closedCode}` : '';
+    text = `closed${why ? `: ${why}` : ''}${waiting}`;
   } else if (!view.online) {
     state = 'offline';
     text = `offline${waiting}`;
@@ -52,6 +60,8 @@ export function renderState(view: StateView): void {
     text = `${view.state}…${waiting}`;
   }
   badge.dataset.state = state;
+  // Lets the stylesheet dim other people's cursors while they may be out of date.
+  document.body.dataset.connection = state;
   badge.dataset.waiting = String(view.waiting);
   badge.textContent = text;
   const version = byId('version');

@@ -47,7 +47,7 @@ function uniqueToken(name: string): string {
   return `tmp-${name}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
-describe('the demo editor', { timeout: 60_000 }, () => {
+describe('the demo editor', { timeout: 120_000 }, () => {
   it('opens a fresh tmp- codespace with a share link when the address names none', async () => {
     const watched = await openPage(browser, `${base}/`);
     pages.push(watched);
@@ -56,7 +56,7 @@ describe('the demo editor', { timeout: 60_000 }, () => {
     expect(link).toMatch(new RegExp(`^${base}/#tmp-[a-z0-9]{8,}$`));
     expect(watched.page.url()).toBe(link);
     const token = link.slice(link.indexOf('#') + 1);
-    await eventually(async () => (await watched.page.getAttribute('#status-id', 'data-status-id')) === statusIdOf(token), 10_000, 'the status id of this codespace');
+    await eventually(async () => (await watched.page.getAttribute('#status-id', 'data-status-id')) === statusIdOf(token), 30_000, 'the status id of this codespace');
     expect(watched.problems).toEqual([]);
   });
 
@@ -68,12 +68,12 @@ describe('the demo editor', { timeout: 60_000 }, () => {
     const nameB = await b.page.inputValue('#name');
     // A on the first line, B on the second, at the same time: each one's cursor moves with the other's text.
     await typeAtEnd(a.page, '\n');
-    await eventually(async () => (await editorText(b.page)) === '\n', 10_000, 'b seeing the empty line');
+    await eventually(async () => (await editorText(b.page)) === '\n', 30_000, 'b seeing the empty line');
     await Promise.all([typeAt(a.page, 'Control+Home', 'alpha '.repeat(6)), typeAt(b.page, 'Control+End', 'beta '.repeat(6))]);
     await eventually(async () => {
       const [textA, textB] = [await editorText(a.page), await editorText(b.page)];
       return textA === textB && textA === `${'alpha '.repeat(6)}\n${'beta '.repeat(6)}`;
-    }, 20_000, 'both pages holding both texts', async () => JSON.stringify({ a: await editorText(a.page), b: await editorText(b.page), stateA: await a.page.textContent('#state'), stateB: await b.page.textContent('#state') }));
+    }, 45_000, 'both pages holding both texts', async () => JSON.stringify({ a: await editorText(a.page), b: await editorText(b.page), stateA: await a.page.textContent('#state'), stateB: await b.page.textContent('#state') }));
     // The server holds the same text: a new client joining gets it.
     const { client, connected } = await TestClient.join(server.urlFor(token));
     clients.push(client);
@@ -81,12 +81,12 @@ describe('the demo editor', { timeout: 60_000 }, () => {
     expect(Number(await a.page.textContent('#version'))).toBeGreaterThan(0);
 
     // Each page draws the other's cursor with its name, and lists it as here.
-    await b.page.waitForSelector(`.cm-remote-name >> text="${nameA}"`, { timeout: 10_000 });
-    await a.page.waitForSelector(`.cm-remote-name >> text="${nameB}"`, { timeout: 10_000 });
+    await b.page.waitForSelector(`.cm-remote-name >> text="${nameA}"`, { timeout: 30_000 });
+    await a.page.waitForSelector(`.cm-remote-name >> text="${nameB}"`, { timeout: 30_000 });
     expect(await b.page.textContent('#peers')).toContain(nameA);
     // A selection shows as a tint in the peer's colour.
     await a.page.keyboard.press('Shift+Home');
-    await b.page.waitForSelector('.cm-remote-selection', { timeout: 10_000 });
+    await b.page.waitForSelector('.cm-remote-selection', { timeout: 30_000 });
     await screenshot(a.page, 'demo-two-pages-a');
     await screenshot(b.page, 'demo-two-pages-b');
     expect(a.problems).toEqual([]);
@@ -98,7 +98,7 @@ describe('the demo editor', { timeout: 60_000 }, () => {
     const a = await open(token);
     const b = await open(token);
     await typeAtEnd(a.page, 'shared start\n');
-    await eventually(async () => (await editorText(b.page)).includes('shared start'), 10_000, 'b seeing the start', async () => JSON.stringify({ a: await editorText(a.page), b: await editorText(b.page), stateA: await a.page.textContent('#state'), stateB: await b.page.textContent('#state'), problems: [...a.problems, ...b.problems] }));
+    await eventually(async () => (await editorText(b.page)).includes('shared start'), 30_000, 'b seeing the start', async () => JSON.stringify({ a: await editorText(a.page), b: await editorText(b.page), stateA: await a.page.textContent('#state'), stateB: await b.page.textContent('#state'), problems: [...a.problems, ...b.problems] }));
 
     await a.context.setOffline(true);
     await waitForState(a.page, 'offline');
@@ -115,8 +115,8 @@ describe('the demo editor', { timeout: 60_000 }, () => {
     await eventually(async () => {
       const [textA, textB] = [await editorText(a.page), await editorText(b.page)];
       return textA === textB && textA.includes('typed while offline') && textA.includes('typed by the one online');
-    }, 20_000, 'both pages converging after the offline one came back');
-    await eventually(async () => (await a.page.getAttribute('#state', 'data-waiting')) === '0', 10_000, 'no edits waiting');
+    }, 45_000, 'both pages converging after the offline one came back');
+    await eventually(async () => (await a.page.getAttribute('#state', 'data-waiting')) === '0', 30_000, 'no edits waiting');
     await screenshot(a.page, 'demo-back-online');
     expect(a.problems).toEqual([]);
     expect(b.problems).toEqual([]);
@@ -130,7 +130,7 @@ describe('the demo editor', { timeout: 60_000 }, () => {
     const { client: legacy } = await TestClient.join(server.urlFor(token));
     clients.push(legacy);
     await typeAtEnd(a.page, 'from the demo');
-    const selection = await legacy.next((message) => message.operation === 'create_selection', 10_000);
+    const selection = await legacy.next((message) => message.operation === 'create_selection', 30_000);
     expect(selection.selections.every((range: { anchor: unknown; head: unknown }) => Number.isInteger(range.anchor) && Number.isInteger(range.head))).toBe(true);
     expect(selection.name).toBe(nameA);
     expect(selection.color).toMatch(/^#[0-9a-f]{6}$/);
@@ -139,12 +139,12 @@ describe('the demo editor', { timeout: 60_000 }, () => {
     }
     await eventually(async () => (await editorText(a.page)) === 'from the demo', 5000, 'the demo text');
     // Acknowledged, so that the server's text is the page's: the legacy edit names its length.
-    await eventually(async () => (await a.page.getAttribute('#state', 'data-waiting')) === '0', 10_000, 'the demo edits acknowledged');
+    await eventually(async () => (await a.page.getAttribute('#state', 'data-waiting')) === '0', 30_000, 'the demo edits acknowledged');
     legacy.send({ operation: 'insert_value', changes: [{ from: 0, to: 0, insert: 'legacy says hi; ' }], doc_length: 'from the demo'.length });
-    await eventually(async () => (await editorText(a.page)) === 'legacy says hi; from the demo', 10_000, 'the legacy edit on the page');
+    await eventually(async () => (await editorText(a.page)) === 'legacy says hi; from the demo', 30_000, 'the legacy edit on the page');
     // A selection without a name (SharePython sends none) is drawn as a guest.
     legacy.send({ operation: 'create_selection', selections: [{ anchor: 0, head: 6 }] });
-    await a.page.waitForSelector('.cm-remote-name >> text=/^guest /', { timeout: 10_000 });
+    await a.page.waitForSelector('.cm-remote-name >> text=/^guest /', { timeout: 30_000 });
     expect(a.problems).toEqual([]);
   });
 });

@@ -165,11 +165,12 @@ describe('the fault buttons (POST /status/fault)', () => {
   });
 
   it('refuse what a browser of another site could send, and make one channel throw', async () => {
-    server = await startTestServer({ faultInjection: true, heartbeatIntervalMs: 100, heartbeatTimeoutMs: 800 });
+    // A throw needs no hang detection: a long timeout keeps a loaded machine from replacing a worker.
+    server = await startTestServer({ faultInjection: true, heartbeatIntervalMs: 100, heartbeatTimeoutMs: 5000 });
     const target = 'tmp-fault-route-a';
     const bystander = 'tmp-fault-route-b';
     for (const token of [target, bystander]) clients.push((await TestClient.join(server.urlFor(token))).client);
-    await waitFor(() => [target, bystander].every((token) => server!.hub.supervisor.channel(token)?.state === 'ready'), 5000, 'channels ready');
+    await waitFor(() => [target, bystander].every((token) => server!.hub.supervisor.channel(token)?.state === 'ready'), 30_000, 'channels ready');
     const post = (body: string, headers: Record<string, string> = {}) => httpGet(server!.port, '/status/fault', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
     const good = JSON.stringify({ channel: statusIdOf(target), kind: 'throw' });
     expect((await httpGet(server.port, '/status/fault')).status).toBe(405);
@@ -181,7 +182,7 @@ describe('the fault buttons (POST /status/fault)', () => {
     expect((await post(JSON.stringify({ channel: '00000000', kind: 'throw' }))).status).toBe(404);
     expect(server.hub.supervisor.counts.restarts).toBe(0);
     expect((await post(good, { origin: `http://127.0.0.1:${server.port}`, 'sec-fetch-site': 'same-origin' })).status).toBe(202);
-    await waitFor(() => server!.hub.supervisor.channel(target)?.restarts === 1, 10_000, 'the faulted channel restarted');
+    await waitFor(() => server!.hub.supervisor.channel(target)?.restarts === 1, 30_000, 'the faulted channel restarted');
     expect(server.hub.supervisor.channel(bystander)?.restarts).toBe(0);
     expect(server.logs.some((line) => line.event === 'fault_injected' && line.fields.codespace === target)).toBe(true);
   });

@@ -30,7 +30,7 @@ export function typeAtEnd(page: Page, text: string): Promise<void> {
   return typeAt(page, 'Control+End', text);
 }
 
-export async function waitForState(page: Page, state: 'connected' | 'offline' | 'reconnecting' | 'closed', timeoutMs = 20_000): Promise<void> {
+export async function waitForState(page: Page, state: 'connected' | 'offline' | 'reconnecting' | 'closed', timeoutMs = 45_000): Promise<void> {
   await page.waitForSelector(`#state[data-state="${state}"]`, { timeout: timeoutMs });
 }
 

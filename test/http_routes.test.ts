@@ -3,11 +3,12 @@
  * the content security policy, the status page's access rules and cookie, its event stream, and
  * the fault buttons' endpoint. Requests of any shape are answered and never stop the server.
  */
+import { request as httpRequest, type ClientRequest } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { acceptsGzip, parseFaultBody, parseRequestTarget } from '../src/server/http_routes.ts';
-import { statusIdOf } from '../src/server/status_feed.ts';
+import { acceptsGzip, parseFaultBody, parseRequestTarget, statusFeedOf } from '../src/server/http_routes.ts';
+import { MAX_SUBSCRIBERS, statusIdOf } from '../src/server/status_feed.ts';
 import type { StatusHello, StatusSample } from '../src/server/status_types.ts';
 import { httpGet, readEvents } from './support/http.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
@@ -148,6 +149,27 @@ describe('the status page', () => {
     const stream = await readEvents(server.port, '/status/events', { cookie: pair }, (events) => events.some((event) => event.event === 'message'));
     expect(stream.status).toBe(200);
     expect((await httpGet(server.port, '/status/events', { headers: { cookie: 'codespace_status=forged' } })).status).toBe(403);
+  });
+
+  it('serves at most MAX_SUBSCRIBERS event streams at once', async () => {
+    server = await startTestServer();
+    const open: ClientRequest[] = [];
+    try {
+      for (let i = 0; i < MAX_SUBSCRIBERS; i++) {
+        const status = await new Promise<number>((resolve, reject) => {
+          const request = httpRequest({ host: '127.0.0.1', port: server!.port, path: '/status/events' }, (response) => resolve(response.statusCode ?? 0));
+          request.on('error', reject);
+          request.end();
+          open.push(request);
+        });
+        expect(status).toBe(200);
+      }
+      expect((await httpGet(server.port, '/status/events')).status).toBe(503);
+      expect(statusFeedOf(server.hub).subscribers).toBe(MAX_SUBSCRIBERS);
+    } finally {
+      for (const request of open) request.destroy();
+    }
+    await waitFor(() => statusFeedOf(server!.hub).subscribers === 0, 10_000, 'the streams closed');
   });
 
   it('on a loopback HOST refuses a Host header that is not loopback (DNS rebinding)', async () => {

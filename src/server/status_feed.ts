@@ -19,6 +19,8 @@ const HISTORY_SAMPLES = 300;
 const WINDOW_SAMPLES = 5;
 /** A page whose connection holds this much unsent is not reading: it is dropped. */
 const MAX_UNSENT_BYTES = 1 << 20;
+/** Open status pages at once; more are answered 503 (each costs a socket and a JSON write a second). */
+export const MAX_SUBSCRIBERS = 64;
 
 function percentileMs(sortedS: readonly number[], p: number): number | null {
   if (sortedS.length === 0) return null;
@@ -70,6 +72,10 @@ export class StatusFeed {
 
   /** Turns `response` into an event stream: the hello with history, then a sample a second. */
   subscribe(response: ServerResponse): void {
+    if (this.#subscribers.size >= MAX_SUBSCRIBERS) {
+      response.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '10' }).end('too many status pages open\n');
+      return;
+    }
     response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',

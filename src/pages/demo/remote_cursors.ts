@@ -57,9 +57,11 @@ const selections = StateField.define<Map<string, RemoteSelection>>({
     if (transaction.docChanged) {
       next = new Map();
       for (const [peer, selection] of value) {
+        // Text inserted right at a peer's cursor goes after it, as the peer's own editor maps it
+        // (assoc -1), until the peer's next selection says where it is.
         const ranges = selection.ranges.map((range) => ({
-          anchor: transaction.changes.mapPos(clamp(transaction.startState, range.anchor), 1),
-          head: transaction.changes.mapPos(clamp(transaction.startState, range.head), 1),
+          anchor: transaction.changes.mapPos(clamp(transaction.startState, range.anchor), -1),
+          head: transaction.changes.mapPos(clamp(transaction.startState, range.head), -1),
         }));
         next.set(peer, { ...selection, ranges });
       }

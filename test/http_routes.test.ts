@@ -125,6 +125,7 @@ describe('the status page', () => {
     expect(stream.events[0].event).toBe('hello');
     const hello = JSON.parse(stream.events[0].data) as StatusHello;
     expect(hello.faultInjection).toBe(false);
+    expect(hello.pid).toBe(process.pid);
     const sample = JSON.parse(stream.events.at(-1)!.data) as StatusSample;
     expect(sample.connections).toBe(1);
     expect(sample.channels).toBe(1);

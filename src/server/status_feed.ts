@@ -82,7 +82,7 @@ export class StatusFeed {
       'x-content-type-options': 'nosniff',
       connection: 'keep-alive',
     });
-    const hello: StatusHello = { runtime: runtimeName(), faultInjection: this.#hub.config.faultInjection, sampleIntervalMs: SAMPLE_INTERVAL_MS, history: this.#history.map((sample) => ({ ...sample, workers: [] })) };
+    const hello: StatusHello = { runtime: runtimeName(), pid: process.pid, faultInjection: this.#hub.config.faultInjection, sampleIntervalMs: SAMPLE_INTERVAL_MS, history: this.#history.map((sample) => ({ ...sample, workers: [] })) };
     response.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify(hello)}\n\n`);
     if (this.#history.length > 0) response.write(`data: ${JSON.stringify(this.#history[this.#history.length - 1])}\n\n`);
     this.#subscribers.add(response);

@@ -51,6 +51,8 @@ export interface StatusSample {
 /** The first event of a subscription: settings and the samples taken so far (workers left out). */
 export interface StatusHello {
   runtime: string;
+  /** Which process answered: with INSTANCES > 1 each instance has its own page, and shows its own channels. */
+  pid: number;
   faultInjection: boolean;
   sampleIntervalMs: number;
   history: StatusSample[];

@@ -39,7 +39,7 @@ class StatusPage {
 
   #sourceOnHello(hello: StatusHello): void {
     this.#faultInjection = hello.faultInjection;
-    byId('runtime').textContent = `${hello.runtime}${hello.faultInjection ? ' · fault injection on' : ''}`;
+    byId('runtime').textContent = `${hello.runtime} · pid ${hello.pid}${hello.faultInjection ? ' · fault injection on' : ''}`;
     byId('problem').hidden = true;
     // The samples the server took before this page opened fill the charts at once.
     const fresh = this.#last ? hello.history.filter((sample) => sample.t > this.#last!.t) : hello.history;

@@ -91,6 +91,37 @@ describe('the demo editor', { timeout: 120_000 }, () => {
     await screenshot(b.page, 'demo-two-pages-b');
     expect(a.problems).toEqual([]);
     expect(b.problems).toEqual([]);
+
+    // B leaves: A's list and cursors forget it.
+    await b.context.close();
+    pages.splice(pages.indexOf(b), 1);
+    await eventually(async () => !(await a.page.textContent('#peers'))?.includes(nameB), 30_000, 'the peer gone from the list');
+    expect(await a.page.locator(`.cm-remote-name >> text="${nameB}"`).count()).toBe(0);
+  });
+
+  it('shows reconnecting when the connection drops, and carries on where it was', async () => {
+    const token = uniqueToken('reconnect');
+    const a = await open(token);
+    await typeAtEnd(a.page, 'before the drop');
+    await eventually(async () => (await a.page.getAttribute('#state', 'data-waiting')) === '0', 30_000, 'the first edits acknowledged');
+    const versionBefore = Number(await a.page.textContent('#version'));
+    // Every state the badge shows from now on, however briefly.
+    await a.page.evaluate(() => {
+      const badge = document.getElementById('state')!;
+      const seen: string[] = [];
+      (window as unknown as { seenStates: string[] }).seenStates = seen;
+      new MutationObserver(() => seen.push(badge.dataset.state ?? '')).observe(badge, { attributes: true, attributeFilter: ['data-state'] });
+    });
+    for (const session of [...server.acceptor.sessions]) session.terminate();
+    await eventually(async () => (await a.page.evaluate(() => (window as unknown as { seenStates: string[] }).seenStates)).includes('reconnecting'), 30_000, 'the reconnecting state shown');
+    await waitForState(a.page, 'connected');
+    await typeAtEnd(a.page, ', after it');
+    await eventually(async () => (await a.page.getAttribute('#state', 'data-waiting')) === '0', 30_000, 'the later edits acknowledged');
+    expect(Number(await a.page.textContent('#version'))).toBeGreaterThan(versionBefore);
+    const { client, connected } = await TestClient.join(server.urlFor(token));
+    clients.push(client);
+    expect(connected.data.code).toBe('before the drop, after it');
+    expect(a.problems).toEqual([]);
   });
 
   it('a page taken offline keeps typing, shows its waiting edits, comes back and converges', async () => {

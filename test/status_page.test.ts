@@ -100,6 +100,22 @@ describe('the status page', { timeout: 150_000 }, () => {
     for (const editor of editors) expect(editor.problems).toEqual([]);
   });
 
+  it('with STATUS_TOKEN: the token once in the address, then the cookie carries the live updates', async () => {
+    const token = 'a-status-token-for-the-browser-test';
+    server = await startTestServer({ workers: 1, statusToken: token });
+    const watched = await openPage(browser, `http://127.0.0.1:${server.port}/status?token=${token}`);
+    pages.push(watched);
+    await watched.page.waitForSelector('#feed[data-state="live"]', { timeout: 45_000 });
+    await watched.page.waitForFunction(() => document.getElementById('connections')?.textContent === '0', undefined, { timeout: 30_000 });
+    // The token left the address bar, and the page's scripts cannot read the cookie (HttpOnly).
+    expect(watched.page.url()).toBe(`http://127.0.0.1:${server.port}/status`);
+    expect(await watched.page.evaluate(() => document.cookie)).toBe('');
+    const cookies = await watched.context.cookies();
+    expect(cookies).toMatchObject([{ name: 'codespace_status', httpOnly: true, sameSite: 'Strict', path: '/status' }]);
+    expect(cookies[0].value).not.toContain(token);
+    expect(watched.problems).toEqual([]);
+  });
+
   it('a throw from its button restarts that codespace only', async () => {
     server = await startTestServer({ workers: 2, faultInjection: true, heartbeatIntervalMs: 100, heartbeatTimeoutMs: 5000 });
     const tokens = ['a', 'b', 'c'].map((name) => `tmp-status-throw-${name}`);

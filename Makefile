@@ -6,7 +6,7 @@ ARGS ?=
 DATA_DIR ?= $(if $(REDIS_URL),,./data)
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: run stress test test-bun install build tools typecheck bench clean
+.PHONY: run stress test test-bun install build tools typecheck bench clean pages
 
 $(NODE_MODULES_STAMP): package.json
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
@@ -16,11 +16,14 @@ install: $(NODE_MODULES_STAMP)
 # dist/ (scripts/build.mjs): rebuilt only when a source changed, and then incrementally (tsc
 # recompiles what changed); every runtime runs the same built JavaScript, as the package does.
 BUILD_STAMP := dist/.built
-$(BUILD_STAMP): $(NODE_MODULES_STAMP) $(shell find src -name '*.ts') scripts/build.mjs tsconfig.json tsconfig.build.json
+$(BUILD_STAMP): $(NODE_MODULES_STAMP) $(shell find src -type f) scripts/build_pages.mjs scripts/build.mjs tsconfig.json tsconfig.build.json
 	node scripts/build.mjs
 	@touch $@
 
 build: $(BUILD_STAMP)
+
+# The demo editor (/) and the status page (/status) are part of the build (dist/pages/).
+pages: build
 
 # Deno: the permissions the server needs (sockets, settings, its files, os stats; write and ffi
 # for a data directory), nothing more.

@@ -45,7 +45,7 @@ function rewriteDeclarationImports(dir) {
 }
 
 /** Folders of dist/ that bundling steps write, not one file per source file: add yours here. */
-const BUNDLE_DIRS = new Set(['browser']);
+const BUNDLE_DIRS = new Set(['browser', 'pages']);
 
 /**
  * Built files whose source is gone (a module deleted or renamed): tsc leaves them, and `npm
@@ -87,10 +87,17 @@ async function browserClient() {
   writeIfChanged(`${DIST}browser/client.js`, result.outputFiles[0].text);
 }
 
+/** The demo editor and the status page, bundled ahead of time into dist/pages/ (build_pages.mjs). */
+async function pages() {
+  const { buildPages } = await import('./build_pages.mjs');
+  await buildPages({ outdir: `${DIST}pages` });
+}
+
 const STEPS = [
   ['tsc', compile],
   ['prune', () => pruneOrphans()],
   ['browser client', browserClient],
+  ['pages', pages],
 ];
 
 for (const [name, step] of STEPS) {

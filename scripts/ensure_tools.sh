@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The integration tests start throwaway redis-server and haproxy processes of their own, on free
-# ports (never 6379 or 80). This makes sure both binaries exist: installed from Debian's packages
-# when missing and possible, with a clear message when not.
+# ports (never 6379 or 80), and the page tests drive Debian's chromium (through playwright-core;
+# never a downloaded browser build). This makes sure the three binaries exist: installed from
+# Debian's packages when missing and possible, with a clear message when not.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing ${missing[*]} (Debian packages) for the integration tests" >&2
 as_root=()
@@ -17,8 +19,9 @@ fi
 still=()
 command -v redis-server >/dev/null 2>&1 || still+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || still+=(haproxy)
+[ -x /usr/bin/chromium ] || still+=(chromium)
 if [ ${#still[@]} -gt 0 ]; then
-  echo "error: ${still[*]} needed by the integration tests could not be installed." >&2
+  echo "error: ${still[*]} needed by the integration and page tests could not be installed." >&2
   echo "       Install them (apt-get install ${still[*]}) and run make test again." >&2
   exit 1
 fi

@@ -73,6 +73,8 @@ export interface Config {
   rateLimitBurst: number;
   /** Accept `__fault` messages that make a channel throw, hang or run out of memory (stress tests only). */
   faultInjection: boolean;
+  /** Opens `/status` on a non-loopback HOST (empty: `/status` answers only on a loopback HOST). */
+  statusToken: string;
 }
 
 interface SettingSpec {
@@ -122,6 +124,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'rateLimitPerS', env: 'RATE_LIMIT_PER_S', kind: 'int', min: 0, help: 'messages per second per connection, sustained (0: no limit)', defaultValue: () => 200 },
   { key: 'rateLimitBurst', env: 'RATE_LIMIT_BURST', kind: 'int', min: 1, help: 'messages per connection in a burst', defaultValue: () => 400 },
   { key: 'faultInjection', env: 'FAULT_INJECTION', kind: 'bool', help: 'accept __fault messages (throw, hang, oom) for stress tests', defaultValue: () => false },
+  { key: 'statusToken', env: 'STATUS_TOKEN', kind: 'string', help: 'secret (16+ characters) that opens /status on a non-loopback HOST (empty: /status on loopback only)', defaultValue: () => '' },
   { key: 'instances', env: 'INSTANCES', kind: 'int', min: 1, help: 'acceptor processes sharing the port (more than 1 needs REDIS_URL)', defaultValue: () => 1 },
 ];
 
@@ -175,6 +178,8 @@ function parseValue(spec: SettingSpec, raw: string, origin: string): number | bo
       return raw;
     }
     case 'string':
+      // A short secret is guessable; /status shows what every codespace is doing.
+      if (spec.key === 'statusToken' && raw.length > 0 && raw.length < 16) throw new TypeError(`${where} must be at least 16 characters, got ${raw.length}`);
       if (spec.choices && !spec.choices.includes(raw)) throw new TypeError(`${where} must be one of ${spec.choices.join(', ')}, got ${JSON.stringify(raw)}`);
       return raw;
   }

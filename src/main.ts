@@ -5,6 +5,7 @@ import { helpText, loadConfig, type Config } from './config.ts';
 import { createLogger } from './observability/logger.ts';
 import { Acceptor } from './server/acceptor.ts';
 import { Hub } from './server/hub.ts';
+import { statusAccessFor } from './server/status_access.ts';
 
 /** Deno and Bun both fill in `process.versions.node`, so ask for them first. */
 function runtimeName(): string {
@@ -20,6 +21,15 @@ function describe(config: Config, host: string, port: number): string {
   const backplane = config.redisUrl ? 'redis' : config.dataDir ? `file backplane in ${config.dataDir}` : 'memory';
   const store = backplane.startsWith('file') ? backplane : `${backplane} backplane`;
   return `codespace listening on ws://${host}:${port}/codespace/<token>/ (${where}, ${store}, ${runtimeName()})`;
+}
+
+/** Where a browser finds the demo editor and the status page (off on a public HOST without STATUS_TOKEN). */
+function pagesLine(config: Config, host: string, port: number): string {
+  const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  const base = `http://${shown}:${port}`;
+  const access = statusAccessFor(host, config.statusToken);
+  const status = access.kind === 'open' ? `${base}/status` : access.kind === 'token' ? `${base}/status?token=<STATUS_TOKEN>` : 'off (set STATUS_TOKEN)';
+  return `demo editor: ${base}/   status: ${status}`;
 }
 
 async function main(): Promise<void> {
@@ -61,7 +71,7 @@ async function main(): Promise<void> {
   const acceptor = new Acceptor(hub);
   const { host, port } = await acceptor.listen();
   if (isClusterInstance()) reportListening(port);
-  else process.stdout.write(describe(config, host, port) + '\n');
+  else process.stdout.write(describe(config, host, port) + '\n' + pagesLine(config, host, port) + '\n');
   log('started', { host, port, workers: config.workers, backplane: hub.backplaneName, runtime: runtimeName() });
 
   let stopping = false;

@@ -52,7 +52,7 @@ export interface SupervisorOptions {
   heartbeatTimeoutMs: number;
   log: (event: string, fields: Record<string, unknown>) => void;
   /** Metrics hooks: a channel's report, and one broadcast's fan-out time. */
-  onChannelStats?: (thread: number, stats: ChannelStats) => void;
+  onChannelStats?: (thread: number, stats: ChannelStats, codespace: string) => void;
   onFanOut?: (seconds: number) => void;
 }
 
@@ -189,7 +189,7 @@ export class Supervisor {
     const ref = new ChannelRef(codespace, this.#nextSpawn++, port1, this.#options.store, {
       channelReady: () => {},
       storeConflict: (conflicted, message) => this.#options.log('store_conflict', { codespace: conflicted.codespace, message }),
-      channelStats: (reporting, stats) => this.#options.onChannelStats?.(reporting.thread, stats),
+      channelStats: (reporting, stats) => this.#options.onChannelStats?.(reporting.thread, stats, reporting.codespace),
       fannedOut: (seconds) => this.#options.onFanOut?.(seconds),
       threadLinkOffered: (port) => this.#takeThreadLink(port),
     }, Date.now());

@@ -25,6 +25,9 @@ export type { ClientLink, ClientTransport, LinkEvents, LinkQuery, ServerTarget, 
 export { randomClientKey } from './transport.ts';
 export type { ClientEvents, ClientOptions, ConnectionState, RemoteChange } from './events.ts';
 
+/** A value a selection may carry beside `selections` (PROTOCOL.md §2). */
+export type SelectionField = string | number | boolean | null;
+
 type Listener<T> = (value: T) => void;
 
 /** Carries what a listener threw through the client's own handling, to be thrown on as it was. */
@@ -130,8 +133,12 @@ export class CodespaceClient {
     this.#flush();
   }
 
-  setSelection(selections: readonly { anchor: number; head: number }[]): void {
-    this.#send({ operation: 'create_selection', selections });
+  /**
+   * `fields`: scalar top-level fields relayed with the selection (PROTOCOL.md §2: at most 16,
+   * strings of at most 256 characters), e.g. the user's `name` and `color` for remote cursors.
+   */
+  setSelection(selections: readonly { anchor: number; head: number }[], fields: Readonly<Record<string, SelectionField>> = {}): void {
+    this.#send({ ...fields, operation: 'create_selection', selections });
   }
 
   close(): void {

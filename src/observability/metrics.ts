@@ -10,6 +10,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 const LATENCY_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 import type { ChannelStats } from '../actors/envelopes.ts';
+import { LiveWindow } from './live_window.ts';
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -29,6 +30,8 @@ export class ServerMetrics {
   readonly backplaneUp: Gauge;
   readonly eventLoopLag: Gauge<'thread'>;
   readonly #mainLag: IntervalHistogram;
+  /** The last second's samples for the status page, collected only while one is open. */
+  readonly live = new LiveWindow();
 
   constructor() {
     const registers = [this.registry];
@@ -54,11 +57,17 @@ export class ServerMetrics {
   }
 
   /** Folds one channel's report in. */
-  addChannelStats(thread: number, stats: ChannelStats): void {
+  addChannelStats(thread: number, stats: ChannelStats, codespace = ''): void {
+    this.live.channelStats(thread, stats, codespace);
     for (const operation in stats.out) this.messagesOut.inc({ operation }, stats.out[operation]);
     for (const code in stats.errors) this.errors.inc({ code }, stats.errors[code]);
     for (const seconds of stats.commitS) this.commitSeconds.observe(seconds);
     if (thread > 0) this.eventLoopLag.set({ thread: String(thread) }, stats.lagS);
+  }
+
+  observeFanOut(seconds: number): void {
+    this.fanOutSeconds.observe(seconds);
+    this.live.fanOut(seconds);
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

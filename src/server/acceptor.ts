@@ -10,6 +10,7 @@ import { CloseCode } from '../protocol/close_codes.ts';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Codec } from '../protocol/messages.ts';
 import { DescriptorGuard, openFileLimit } from './descriptors.ts';
 import type { Hub } from './hub.ts';
+import { routeHttp } from './http_routes.ts';
 import { Session } from './session.ts';
 import { parseUpgradeTarget, pathOf } from './upgrade_target.ts';
 
@@ -215,6 +216,7 @@ export class Acceptor {
   };
 
   #route(request: IncomingMessage, response: ServerResponse): void {
+    if (routeHttp(this.#hub, request, response)) return;
     const path = pathOf(request.url);
     if (path === '/metrics') {
       this.#hub.renderMetrics().then(

@@ -96,8 +96,8 @@ export class Hub {
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       log,
-      onChannelStats: (thread, stats) => metrics.addChannelStats(thread, stats),
-      onFanOut: (seconds) => metrics.fanOutSeconds.observe(seconds),
+      onChannelStats: (thread, stats, codespace) => metrics.addChannelStats(thread, stats, codespace),
+      onFanOut: (seconds) => metrics.observeFanOut(seconds),
     });
     this.resolver = new TokenResolver(config);
     this.redisHealth = config.redisUrl

@@ -102,6 +102,11 @@ export class ChannelPool {
     return this.#pool.threads.length;
   }
 
+  /** The thread ids of the workers alive now (for the status page). */
+  get threadIds(): number[] {
+    return this.#pool.threads.map((thread) => thread.threadId);
+  }
+
   spawn(task: SpawnTask): Promise<ChannelEnd> {
     return this.#pool.run(task, { transferList: [task.port as never] }) as Promise<ChannelEnd>;
   }

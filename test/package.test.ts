@@ -48,10 +48,11 @@ afterAll(() => {
 
 describe('npm pack', () => {
   it('ships built JavaScript, declarations, bin and LICENSE, and nothing a user does not need', () => {
-    for (const file of ['package.json', 'LICENSE', 'README.md', 'bin/codespace.mjs', 'bin/codespace-stress.mjs', 'dist/mod.js', 'dist/mod.d.ts', 'dist/main.js', 'dist/workers/channel_host.js', 'dist/browser/client.js', 'dist/stress/stress.js']) {
+    for (const file of ['package.json', 'LICENSE', 'README.md', 'bin/codespace.mjs', 'bin/codespace-stress.mjs', 'dist/mod.js', 'dist/mod.d.ts', 'dist/main.js', 'dist/workers/channel_host.js', 'dist/browser/client.js', 'dist/stress/stress.js', 'dist/pages/index.html', 'dist/pages/status.html']) {
       expect(packed).toContain(file);
     }
-    const unwanted = packed.filter((file) => !/^(dist\/.+\.(js|d\.ts)|bin\/[^/]+\.mjs|package\.json|LICENSE|README\.md)$/.test(file));
+    // The pages (demo editor, status page) are built ahead of time: HTML and hashed assets.
+    const unwanted = packed.filter((file) => !/^(dist\/.+\.(js|d\.ts)|dist\/pages\/[\w./-]+|bin\/[^/]+\.mjs|package\.json|LICENSE|README\.md)$/.test(file));
     expect(unwanted).toEqual([]);
     expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(/^MIT License/);
     // The systemd unit starts built JavaScript too (tsx is no longer installed with --omit=dev).

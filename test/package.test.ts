@@ -110,21 +110,24 @@ describe('the installed package', () => {
   const runtimes: [string, string[]][] = [
     ['node', ['node', 'out/program.js']],
     ['bun', [join(ROOT, 'node_modules/.bin/bun'), 'out/program.js']],
-    ['deno', [join(ROOT, 'node_modules/.bin/deno'), 'run', '--allow-net', '--allow-env', '--allow-read', '--allow-sys', 'out/program.js']],
+    ['deno', [join(ROOT, 'node_modules/.bin/deno'), 'run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--allow-sys', '--allow-ffi', 'out/program.js']],
   ];
   for (const [runtime, [command, ...args]] of runtimes) {
-    it(`runs on ${runtime} with no loader flags: embeds the server, edits over a socket and in-process, stops and starts again`, () => {
-      const program = run(command, args, app, 60_000);
+    it(`runs on ${runtime} with no loader flags: embeds the server with a DATA_DIR, edits over a socket and in-process, stops, starts again and finds its edits`, () => {
+      const dataDir = mkdtempSync(join(tmpdir(), `codespace-package-${runtime}-`));
+      const program = run(command, [...args, dataDir], app, 60_000);
+      rmSync(dataDir, { recursive: true, force: true });
       expect(program.stderr.replace(/^.*(Warning|warning).*\n?/gm, '')).toBe('');
       expect(program.status).toBe(0);
       const seen = JSON.parse(program.stdout.trim().split('\n').pop()!) as Record<string, any>;
       expect(seen.runtime).toBe(runtime);
       expect(seen.first.joined).toBe('');
-      // The memory store: the restarted server starts from an empty document.
-      expect(seen.second.joined).toBe('');
+      // The file store: the restarted server starts from what the first one acked.
+      expect(seen.second.joined).toBe(seen.first.text);
+      expect(seen.first.version).toBe(3);
+      expect(seen.second.version).toBe(6);
       for (const round of [seen.first, seen.second]) {
-        expect(round.version).toBe(3);
-        expect([...round.text.matchAll(/(in-process|socket|full-url);/g)].map((match) => match[1]).sort()).toEqual(['full-url', 'in-process', 'socket']);
+        expect([...round.text.matchAll(/(in-process|socket|full-url);/g)].map((match) => match[1]).sort()).toEqual(round === seen.first ? ['full-url', 'in-process', 'socket'] : ['full-url', 'full-url', 'in-process', 'in-process', 'socket', 'socket']);
       }
       expect(seen.binding).toBe('function');
       // Nothing written into node_modules at run time (no bundle cache, no compiled file).

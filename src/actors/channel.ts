@@ -27,7 +27,7 @@ import type { ChannelInbound, ChannelOutbound, ChannelSettings, ChannelStats } f
  * (snapshots and expiry).
  */
 export type ChannelMessage =
-  | Exclude<ChannelInbound, { type: 'store_reply' } | { type: 'switch' }>
+  | Exclude<ChannelInbound, { type: 'store_reply' } | { type: 'switch' } | { type: 'heartbeat' }>
   | { type: 'remote'; event: RemoteEvent }
   | { type: 'tick'; now: number };
 
@@ -126,8 +126,6 @@ export class Channel {
         if (message.msg.operation === 'insert_value') return this.#insertValue(message.session, message.msg as InsertValueRequest);
         if (message.msg.operation === '__fault') return injectFault((message.msg as FaultRequest).kind);
         return this.#relaySelection(message.session, message.msg as CreateSelectionRequest);
-      case 'heartbeat':
-        return this.#send({ type: 'heartbeat_ack', seq: message.seq, stats: this.takeStats() });
       case 'remote':
         return this.#remote(message.event);
       case 'tick':
@@ -340,7 +338,8 @@ export class Channel {
   }
 
   #afterInstall(entry: LogEntry): void | Promise<void> {
-    if (this.#dirtySince === null) this.#dirtySince = this.#now;
+    // Ticks come only while there is work (tickDue): the last tick's time may be long past.
+    if (this.#dirtySince === null) this.#dirtySince = Math.max(this.#now, Date.now());
     this.#bytesSinceSnapshot += entryBytes(entry);
     // The store keeps every change after its snapshot: large edits make a snapshot due sooner.
     const bytesDue = this.#settings.historyBytes > 0 && this.#bytesSinceSnapshot > this.#settings.historyBytes / 2;
@@ -388,15 +387,21 @@ export class Channel {
   }
 
   /**
-   * What the channel did since the last call. The host answers heartbeats with it outside the
-   * mailbox, so a channel waiting on its store still answers: a heartbeat asks whether the
-   * thread is alive, not whether this channel is idle.
+   * What the channel did since the last call, or null if nothing. Its thread answers heartbeats
+   * with it outside the mailbox (host_link.ts), so a channel waiting on its store still reports:
+   * a heartbeat asks whether the thread is alive, not whether this channel is idle.
    */
-  takeStats(): ChannelStats {
+  takeStats(): ChannelStats | null {
     const stats = this.#stats;
+    if (stats.commitS.length === 0 && isEmpty(stats.out) && isEmpty(stats.errors)) return null;
     stats.lagS = this.#threadLagS();
     this.#stats = { out: {}, errors: {}, commitS: [], lagS: 0 };
     return stats;
+  }
+
+  /** A tick has work: a snapshot is pending, or the store's expiry wants refreshing (members here). */
+  tickDue(now: number): boolean {
+    return this.#dirtySince !== null || (this.#members.size > 0 && now - this.#lastTouch >= this.#touchEveryMs);
   }
 
   #recordCommit(seconds: number): void {
@@ -479,6 +484,11 @@ function injectFault(kind: FaultKind): void {
       for (;;) hoard.push(new Array(1 << 20).fill(hoard.length));
     }
   }
+}
+
+function isEmpty(record: Record<string, number>): boolean {
+  for (const _ in record) return false;
+  return true;
 }
 
 /** Selections coalesce per sender, presence per peer; everything else is delivered in full. */

@@ -27,8 +27,6 @@ export type ChannelState = 'starting' | 'ready' | 'stopping' | 'stopped';
 export interface ChannelRefEvents {
   channelReady(ref: ChannelRef): void;
   storeConflict(ref: ChannelRef, message: string): void;
-  /** What the channel reported with a heartbeat answer. */
-  channelStats(ref: ChannelRef, stats: ChannelStats): void;
   /** From a change reaching the channel to its broadcast written to every socket, in seconds. */
   fannedOut(seconds: number): void;
   /** A host offered its thread's link on this channel's port: the supervisor routes it. */
@@ -42,7 +40,6 @@ export class ChannelRef {
   thread = -1;
   /** When the last member left (ms since epoch), or null while it has members. */
   emptySince: number | null;
-  lastHeartbeatAck = 0;
   restarts = 0;
   /** Set by the host while the actor's code runs (SpawnTask.busy); null in-process. */
   busy: Int32Array | null = null;
@@ -111,10 +108,6 @@ export class ChannelRef {
       else this.#unanswered.set(member.id, [msg.ref]);
     }
     this.#send({ type: 'client', session: member.id, msg });
-  }
-
-  heartbeat(seq: number): void {
-    this.#send({ type: 'heartbeat', seq });
   }
 
   stop(): void {
@@ -231,13 +224,10 @@ export class ChannelRef {
       case 'ready':
         this.state = this.state === 'stopping' ? 'stopping' : 'ready';
         this.thread = envelope.thread;
-        this.lastHeartbeatAck = Date.now();
         this.#events.channelReady(this);
         return;
-      case 'heartbeat_ack':
-        this.lastHeartbeatAck = Date.now();
-        if (envelope.stats) this.#events.channelStats(this, envelope.stats);
-        return;
+      case 'thread_beat':
+        return; // the thread's, not a channel's: the supervisor takes it off the thread link
       case 'stopped':
         // The pool task settles too; the supervisor acts on that, once.
         return;

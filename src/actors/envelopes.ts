@@ -17,6 +17,9 @@ export interface ChannelStats {
   lagS: number;
 }
 
+/** The spawn id a thread link's host thread itself speaks as (heartbeats); channels count from 1. */
+export const HOST_SPAWN = 0;
+
 /**
  * Main thread → channel. The first envelopes reach a channel over its own port, the rest over
  * its thread's link; `switch`, the last on its own port, says where the link's begin.
@@ -53,8 +56,11 @@ export type ChannelOutbound =
        */
       coalesce?: string;
     }
-  /** `stats`: what the channel did since its last answer, for /metrics. */
-  | { type: 'heartbeat_ack'; seq: number; stats?: ChannelStats }
+  /**
+   * The thread's answer to a heartbeat, as HOST_SPAWN: its thread id and loop lag, and the stats
+   * of the channels that did something since the last one, by spawn (for /metrics).
+   */
+  | { type: 'thread_beat'; seq: number; thread: number; lagS: number; channels: [spawn: number, stats: ChannelStats][] }
   | { type: 'store_load'; id: number }
   | { type: 'store_append'; entry: LogEntry }
   | { type: 'store_snapshot'; text: string; version: number }

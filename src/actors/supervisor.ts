@@ -6,7 +6,7 @@
 import type { MemoryBackplane } from '../backplane/memory_backplane.ts';
 import { CloseCode, ProtocolError } from '../protocol/close_codes.ts';
 import type { ClientMessage } from '../protocol/messages.ts';
-import type { ChannelInbound, ChannelOutbound, ChannelSettings, ChannelStats, SpawnTask } from './envelopes.ts';
+import { HOST_SPAWN, type ChannelInbound, type ChannelOutbound, type ChannelSettings, type ChannelStats, type SpawnTask } from './envelopes.ts';
 import { ChannelRef, wasRunning, type Member } from './channel_ref.ts';
 import { ThreadLink } from './port_link.ts';
 import type { JoinParams } from '../server/upgrade_target.ts';
@@ -51,8 +51,9 @@ export interface SupervisorOptions {
   /** A worker whose channel has not answered for this long is terminated. */
   heartbeatTimeoutMs: number;
   log: (event: string, fields: Record<string, unknown>) => void;
-  /** Metrics hooks: a channel's report, and one broadcast's fan-out time. */
+  /** Metrics hooks: a channel's report, a worker's loop lag (seconds), and one broadcast's fan-out time. */
   onChannelStats?: (thread: number, stats: ChannelStats, codespace: string) => void;
+  onThreadLag?: (thread: number, lagS: number) => void;
   onFanOut?: (seconds: number) => void;
 }
 
@@ -71,7 +72,8 @@ export class Supervisor {
   /** Spawn id → the ref it runs for: how envelopes on a thread link find their channel. */
   readonly #spawns = new Map<number, ChannelRef>();
   #nextSpawn = 1;
-  readonly #threadLinks = new Set<ThreadLink<ChannelOutbound, ChannelInbound>>();
+  /** One per thread hosting this supervisor's channels: its thread id (once known) and when it last answered. */
+  readonly #threadLinks = new Map<ThreadLink<ChannelOutbound, ChannelInbound>, { thread: number; answeredAt: number }>();
   #heartbeatSeq = 0;
   #lastHeartbeat = 0;
   #lastTick = 0;
@@ -138,34 +140,43 @@ export class Supervisor {
     // channels' silence is then ours, not theirs, so it is not counted against them.
     const late = this.#lastTick > 0 && now - this.#lastTick > Math.max(200, this.#options.heartbeatTimeoutMs / 2);
     this.#lastTick = now;
-    if (late) for (const ref of this.#channels.values()) ref.lastHeartbeatAck = Math.max(ref.lastHeartbeatAck, now - this.#options.heartbeatIntervalMs);
+    for (const ref of this.#channels.values()) {
+      if (ref.emptySince !== null && now - ref.emptySince >= this.#options.channelGraceMs) this.#stopChannel(ref);
+    }
     const beat = now - this.#lastHeartbeat >= this.#options.heartbeatIntervalMs;
     if (beat) this.#lastHeartbeat = now;
     const seq = beat ? ++this.#heartbeatSeq : this.#heartbeatSeq;
-    const hung = new Set<number>();
-    for (const ref of this.#channels.values()) {
-      if (ref.emptySince !== null && now - ref.emptySince >= this.#options.channelGraceMs) {
-        this.#stopChannel(ref);
-        continue;
+    // One heartbeat per thread, not per channel: it asks whether the thread is alive, and the
+    // answer carries the stats of its channels that did something (issue 15: idle channels cost
+    // nothing here).
+    for (const [link, info] of this.#threadLinks) {
+      if (late) info.answeredAt = Math.max(info.answeredAt, now - this.#options.heartbeatIntervalMs);
+      if (info.thread > 0 && now - info.answeredAt > this.#options.heartbeatTimeoutMs && !this.#terminated.has(info.thread)) {
+        this.#terminateHung(info.thread, now - info.answeredAt, now);
+      } else if (beat) {
+        link.send(HOST_SPAWN, { type: 'heartbeat', seq });
       }
-      if (ref.state !== 'ready') continue;
-      if (ref.thread > 0 && now - ref.lastHeartbeatAck > this.#options.heartbeatTimeoutMs && !this.#terminated.has(ref.thread)) hung.add(ref.thread);
-      else if (beat) ref.heartbeat(seq);
     }
-    for (const thread of hung) this.#terminateHung(thread, now);
+  }
+
+  /** The thread's answer: it is alive; its channels' stats go to /metrics. */
+  #threadBeat(info: { thread: number; answeredAt: number }, envelope: ChannelOutbound): void {
+    if (envelope.type !== 'thread_beat') return;
+    info.answeredAt = Date.now();
+    info.thread = envelope.thread;
+    this.#options.onThreadLag?.(envelope.thread, envelope.lagS);
+    for (const [spawn, stats] of envelope.channels) {
+      const ref = this.#spawns.get(spawn);
+      if (ref) this.#options.onChannelStats?.(envelope.thread, { ...stats, lagS: envelope.lagS }, ref.codespace);
+    }
   }
 
   /** A channel spins: its whole worker goes, piscina replaces it, its channels restart elsewhere. */
-  #terminateHung(thread: number, now: number): void {
+  #terminateHung(thread: number, silentMs: number, now: number): void {
     const onThread = [...this.#channels.values()].filter((ref) => ref.thread === thread);
     const culprits = onThread.filter(wasRunning).map((ref) => ref.codespace);
     for (const codespace of culprits) this.#suspect(codespace, now);
-    this.#options.log('worker_hung', {
-      thread,
-      channels: onThread.length,
-      hung: culprits,
-      silentMs: Math.max(...onThread.map((ref) => now - ref.lastHeartbeatAck)),
-    });
+    this.#options.log('worker_hung', { thread, channels: onThread.length, hung: culprits, silentMs });
     const terminated = this.#options.placement.terminateThread(thread) || (this.#quarantine?.terminateThread(thread) ?? false);
     if (!terminated) return;
     this.#terminated.add(thread);
@@ -179,7 +190,7 @@ export class Supervisor {
     this.#closed = true;
     for (const ref of [...this.#channels.values()]) this.#stopChannel(ref);
     await Promise.allSettled([...this.#stopping.values()]);
-    for (const link of this.#threadLinks) link.close();
+    for (const link of this.#threadLinks.keys()) link.close();
     this.#threadLinks.clear();
     await Promise.all([this.#options.placement.close(), this.#quarantine?.close()]);
   }
@@ -189,7 +200,6 @@ export class Supervisor {
     const ref = new ChannelRef(codespace, this.#nextSpawn++, port1, this.#options.store, {
       channelReady: () => {},
       storeConflict: (conflicted, message) => this.#options.log('store_conflict', { codespace: conflicted.codespace, message }),
-      channelStats: (reporting, stats) => this.#options.onChannelStats?.(reporting.thread, stats, reporting.codespace),
       fannedOut: (seconds) => this.#options.onFanOut?.(seconds),
       threadLinkOffered: (port) => this.#takeThreadLink(port),
     }, Date.now());
@@ -200,12 +210,22 @@ export class Supervisor {
   }
 
   #takeThreadLink(port: MessagePort): void {
+    // The thread's id comes with its first channel's `ready` (or its first beat); until then it
+    // is not watched for hangs (a thread still starting answers nothing yet).
+    const info = { thread: -1, answeredAt: Date.now() };
     const link: ThreadLink<ChannelOutbound, ChannelInbound> = new ThreadLink<ChannelOutbound, ChannelInbound>(
       port,
-      (spawn, envelope) => this.#spawns.get(spawn)?.receiveVia(link, envelope),
+      (spawn, envelope) => {
+        if (spawn === HOST_SPAWN) return this.#threadBeat(info, envelope);
+        if (envelope.type === 'ready' && info.thread < 0) {
+          info.thread = envelope.thread;
+          info.answeredAt = Date.now();
+        }
+        this.#spawns.get(spawn)?.receiveVia(link, envelope);
+      },
       () => this.#threadLinks.delete(link),
     );
-    this.#threadLinks.add(link);
+    this.#threadLinks.set(link, info);
   }
 
   /** The ref will hear nothing more from its actor: it leaves the registry and the spawn routes. */

@@ -47,6 +47,10 @@ export class LiveWindow {
     if (thread > 0) this.#workerLagS.set(thread, stats.lagS);
   }
 
+  threadLag(thread: number, lagS: number): void {
+    if (this.enabled) this.#workerLagS.set(thread, lagS);
+  }
+
   fanOut(seconds: number): void {
     if (this.enabled) keep(this.#fanOutS, seconds, MAX_SAMPLES);
   }

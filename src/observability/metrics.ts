@@ -65,6 +65,13 @@ export class ServerMetrics {
     if (thread > 0) this.eventLoopLag.set({ thread: String(thread) }, stats.lagS);
   }
 
+  /** A worker's loop lag, with each heartbeat whether or not its channels did anything. */
+  threadLag(thread: number, lagS: number): void {
+    if (thread <= 0) return;
+    this.eventLoopLag.set({ thread: String(thread) }, lagS);
+    this.live.threadLag(thread, lagS);
+  }
+
   observeFanOut(seconds: number): void {
     this.fanOutSeconds.observe(seconds);
     this.live.fanOut(seconds);

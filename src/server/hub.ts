@@ -97,6 +97,7 @@ export class Hub {
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       log,
       onChannelStats: (thread, stats, codespace) => metrics.addChannelStats(thread, stats, codespace),
+      onThreadLag: (thread, lagS) => metrics.threadLag(thread, lagS),
       onFanOut: (seconds) => metrics.observeFanOut(seconds),
     });
     this.resolver = new TokenResolver(config);

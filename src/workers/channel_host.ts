@@ -8,7 +8,8 @@ import { isMainThread, threadId } from 'node:worker_threads';
 import { Channel, type ChannelMessage } from '../actors/channel.ts';
 import type { BackplaneSettings, ChannelInbound, ChannelOutbound, ChannelSettings, SpawnTask } from '../actors/envelopes.ts';
 import { Mailbox } from '../actors/mailbox.ts';
-import { PortLink, ThreadLink } from '../actors/port_link.ts';
+import { PortLink } from '../actors/port_link.ts';
+import { hostLinkFor, leaveHostLink, type Route } from './host_link.ts';
 import type { Backplane, RemoteEvent } from '../backplane/backplane.ts';
 import { fileBackplaneFor } from '../backplane/file_backplane.ts';
 import { PortBackplane } from '../backplane/port_backplane.ts';
@@ -84,44 +85,6 @@ function touchEveryMs(settings: ChannelSettings, codespace: string): number {
   return ttlS > 0 ? Math.max(50, Math.floor((ttlS * 1000) / 3)) : 3_600_000;
 }
 
-/** Where a channel's envelopes from its thread's link go: held until its own port says `switch`. */
-interface Route {
-  switched: boolean;
-  early: ChannelInbound[];
-  receive: (envelope: ChannelInbound) => void;
-}
-
-/**
- * This thread's end of one supervisor's thread link, shared by the channels it runs here; made
- * for the first of them (and offered on its port), closed when the last one ends.
- */
-class HostLink {
-  readonly link: ThreadLink<ChannelInbound, ChannelOutbound>;
-  readonly routes = new Map<number, Route>();
-
-  constructor(offerOn: PortLink<ChannelInbound, ChannelOutbound>) {
-    const { port1, port2 } = new MessageChannel();
-    this.link = new ThreadLink<ChannelInbound, ChannelOutbound>(port1, (spawn, envelope) => {
-      const route = this.routes.get(spawn);
-      if (!route) return;
-      if (route.switched) route.receive(envelope);
-      else route.early.push(envelope);
-    });
-    offerOn.offer(port2);
-  }
-}
-
-const hostLinks = new Map<string, HostLink>();
-
-function hostLinkFor(supervisor: string, offerOn: PortLink<ChannelInbound, ChannelOutbound>): HostLink {
-  let host = hostLinks.get(supervisor);
-  if (!host || host.link.closed) {
-    host = new HostLink(offerOn);
-    hostLinks.set(supervisor, host);
-  }
-  return host;
-}
-
 /** Subscribes, then loads (so nothing published in between is missed), retrying while the store is away. */
 async function openDocument(backplane: Backplane, task: SpawnTask, onRemote: (event: RemoteEvent) => void): Promise<TextDoc | null> {
   const patienceMs = task.settings.backplane.kind === 'redis' ? Math.max(5_000, 3 * task.settings.backplane.timeoutMs) : 0;
@@ -146,7 +109,6 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
   const early: ChannelMessage[] = [];
   let mailbox: Mailbox<ChannelMessage> | null = null;
   let channel: Channel | null = null;
-  let ticker: ReturnType<typeof setInterval> | undefined;
 
   function deliver(message: ChannelMessage): void {
     if (mailbox) mailbox.post(message);
@@ -156,12 +118,7 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
   function receive(envelope: ChannelInbound): void {
     if (envelope.type === 'switch') return;
     if (envelope.type === 'store_reply') return portBackplane?.receiveReply(envelope.id, envelope.doc, envelope.error);
-    // Answered here, not in turn behind the mailbox: the heartbeat asks whether this thread is
-    // alive, and a channel waiting on its store is (a hung thread answers nothing either way).
-    if (envelope.type === 'heartbeat') {
-      if (channel) send({ type: 'heartbeat_ack', seq: envelope.seq, stats: channel.takeStats() });
-      return;
-    }
+    if (envelope.type === 'heartbeat') return; // the thread answers those (host_link.ts)
     deliver(envelope);
   }
   const route: Route = { switched: false, early: [], receive };
@@ -170,22 +127,16 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
     route.switched = true;
     for (const early of route.early.splice(0)) receive(early);
   });
-  const host = hostLinkFor(task.supervisor, own);
+  const tickMs = Math.max(10, Math.min(1_000, Math.floor(task.settings.snapshotIntervalMs / 2)));
+  const host = hostLinkFor(task.supervisor, own, tickMs, threadLagS);
   host.routes.set(task.spawn, route);
   const send = (envelope: ChannelOutbound): void => host.link.send(task.spawn, envelope);
   const portBackplane = task.settings.backplane.kind === 'memory' ? new PortBackplane(send) : null;
   const backplane = backplaneOf(task.settings, portBackplane);
 
   function end(how: ChannelEnd): void {
-    clearInterval(ticker);
     backplane.unsubscribe(task.codespace);
-    host.routes.delete(task.spawn);
-    // What this channel said leaves before its task settles (a snapshot before the next load).
-    if (host.routes.size > 0) host.link.flush();
-    else {
-      host.link.close();
-      if (hostLinks.get(task.supervisor) === host) hostLinks.delete(task.supervisor);
-    }
+    leaveHostLink(task.supervisor, host, task.spawn);
     own.close();
     settle(how);
   }
@@ -228,11 +179,11 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
       (error) => end({ crashed: describeError(error) }),
     );
     mailbox.post({ type: 'tick', now: Date.now() });
-    const tickMs = Math.max(10, Math.min(1_000, Math.floor(task.settings.snapshotIntervalMs / 2), Math.floor(touchEveryMs(task.settings, task.codespace) / 2)));
-    ticker = setInterval(function hostOnTick() {
-      mailbox?.post({ type: 'tick', now: Date.now() });
-    }, tickMs);
-    ticker.unref?.();
+    const running = mailbox;
+    route.stats = () => actor.takeStats();
+    route.tick = (now) => {
+      if (actor.tickDue(now)) running.post({ type: 'tick', now });
+    };
     send({ type: 'ready', version: doc.version, thread: threadId });
     for (const message of early.splice(0)) mailbox.post(message);
   } catch (error) {

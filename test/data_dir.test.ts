@@ -1,10 +1,11 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataDirError, DataDirLock, LOCK_FILE } from '../src/backplane/data_dir.ts';
+import { canMount, mountTmpfs, unmount } from './support/tmpfs.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'codespace-data-dir-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -47,25 +48,14 @@ describe('DataDirLock', () => {
   });
 
   // A read-only filesystem: as root, permission bits would not stop the write, a `ro` mount does.
-  function mountReadOnly(): string | null {
-    const dir = newDir();
-    mkdirSync(dir);
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', dir], { stdio: 'ignore' });
-      return dir;
-    } catch {
-      return null;
-    }
-  }
-  const probe = mountReadOnly();
-  if (probe) execFileSync('umount', ['-l', probe]);
   // Needs root (mount); where there is none, the ENOTDIR case below still covers an unusable directory.
-  it.runIf(probe !== null)('says clearly when the directory is not writable', () => {
-    const readOnly = mountReadOnly()!;
+  it.runIf(canMount(newDir()))('says clearly when the directory is not writable', () => {
+    const readOnly = newDir();
+    expect(mountTmpfs(readOnly, 'ro,size=1m')).toBe(true);
     try {
       expect(() => DataDirLock.claim(readOnly)).toThrow(/DATA_DIR .* is not writable: EROFS/);
     } finally {
-      execFileSync('umount', ['-l', readOnly]);
+      unmount(readOnly);
     }
   });
 

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
@@ -9,6 +8,7 @@ import { FileBackplane, type FileBackplaneOptions } from '../src/backplane/file_
 import type { LogEntry } from '../src/doc/text_doc.ts';
 import type { CommitResult } from '../src/backplane/backplane.ts';
 import { appendEntry, backplaneContract, CONTRACT_HISTORY, textAt } from './backplane_contract.ts';
+import { canMount, mountTmpfs, unmount } from './support/tmpfs.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'codespace-file-backplane-'));
 let dirs = 0;
@@ -193,29 +193,15 @@ describe('FileBackplane', () => {
   }, 180_000);
 
   describe('a full disk', () => {
-    /** A 4 MiB tmpfs of the test's own, or null where mounting is not allowed (not root). */
-    function mountSmallDisk(): string | null {
-      const mountPoint = newDir();
-      mkdirSync(mountPoint, { recursive: true });
-      try {
-        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint], { stdio: 'ignore' });
-        return mountPoint;
-      } catch {
-        return null;
-      }
-    }
-    const probe = mountSmallDisk();
-    if (probe) execFileSync('umount', ['-l', probe]);
-
     // A full disk needs a small filesystem: lmdb-js grows its map by itself, so a small mapSize
     // does not stand in for one (tried: MDB_MAP_FULL never came). Needs root, as here and in CI.
-    it.runIf(probe !== null)('answers edits `unavailable`, loses nothing acked, and recovers when space is back', async () => {
-      const mountPoint = mountSmallDisk()!;
+    it.runIf(canMount(newDir()))('answers edits `unavailable`, loses nothing acked, and recovers when space is back', async () => {
+      const mountPoint = newDir();
+      expect(mountTmpfs(mountPoint, 'size=4m')).toBe(true);
       try {
         await fillAndRecover(mountPoint);
       } finally {
-        // Lazy: an environment a failed assertion left open must not keep the mount.
-        execFileSync('umount', ['-l', mountPoint]);
+        unmount(mountPoint);
       }
     }, 60_000);
 

@@ -3,14 +3,14 @@
  * (WORKERS=0) keep documents, versions, resume and ref dedupe across a restart; one server per
  * directory; abandoned codespaces expire from the file and the memory store, open ones never.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DataDirError } from '../src/backplane/data_dir.ts';
 import { loadConfig } from '../src/config.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
+import { canMount, mountTmpfs, unmount } from './support/tmpfs.ts';
 import { TestClient, waitFor, type Message } from './support/ws_client.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'codespace-file-server-'));
@@ -74,24 +74,11 @@ describe('the server on a file backplane', () => {
     });
   }
 
-  /** A 4 MiB tmpfs of the test's own, or null where mounting is not allowed (not root). */
-  function mountSmallDisk(): string | null {
-    const mountPoint = newDir();
-    mkdirSync(mountPoint, { recursive: true });
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint], { stdio: 'ignore' });
-      return mountPoint;
-    } catch {
-      return null;
-    }
-  }
-  const probe = mountSmallDisk();
-  if (probe) execFileSync('umount', ['-l', probe]);
-
   // Needs root (mount), as here and in CI: lmdb-js grows its map by itself, so only a small
   // filesystem makes a full disk.
-  it.runIf(probe !== null)('answers edits `unavailable` on a full disk, keeps its channels, and takes edits again once there is space', async () => {
-    const mountPoint = mountSmallDisk()!;
+  it.runIf(canMount(newDir()))('answers edits `unavailable` on a full disk, keeps its channels, and takes edits again once there is space', async () => {
+    const mountPoint = newDir();
+    expect(mountTmpfs(mountPoint, 'size=4m')).toBe(true);
     try {
       const filler = join(mountPoint, 'filler');
       writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
@@ -118,7 +105,7 @@ describe('the server on a file backplane', () => {
       expect(connected.data.code.length).toBe(version * big.length + 'after'.length);
       await stop(again);
     } finally {
-      execFileSync('umount', ['-l', mountPoint]);
+      unmount(mountPoint);
     }
   }, 60_000);
 

@@ -17,9 +17,10 @@ const latenciesMs: number[] = [];
 const firstTxn = backplane.lastTxnId;
 const end = performance.now() + seconds * 1000;
 await Promise.all(Array.from({ length: channels }, async (_, channel) => {
+  const epoch = (await backplane.load(`doc-${channel}`)).epoch;
   for (let version = 1; performance.now() < end; version++) {
     const started = performance.now();
-    const result = await backplane.commit(`doc-${channel}`, { version, changes: [{ from: 0, to: 0, insert: 'ab' }], docLength: 2 * (version - 1), sender: 's', ref: `r${version}` });
+    const result = await backplane.commit(`doc-${channel}`, { version, changes: [{ from: 0, to: 0, insert: 'ab' }], docLength: 2 * (version - 1), sender: 's', ref: `r${version}` }, epoch);
     if (!result.ok) throw new Error(JSON.stringify(result));
     latenciesMs.push(performance.now() - started);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));

@@ -5,6 +5,7 @@
  */
 import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
 import { changeSetOf, textOf } from '../doc/text_doc.ts';
+import { normalizeLineBreaks } from '../doc/line_breaks.ts';
 import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
 
 interface DocRecord {
@@ -35,7 +36,8 @@ export class MemoryBackplane implements Backplane {
   loadNow(codespace: string): StoredDoc {
     const record = this.#docs.get(codespace);
     if (!record) return { text: '', version: 0, log: [] };
-    let text = textOf(record.snapshot);
+    // A text restored or seeded from outside may carry "\r\n" (PROTOCOL.md §2).
+    let text = textOf(normalizeLineBreaks(record.snapshot));
     let version = record.snapshotVersion;
     for (const entry of record.log) {
       if (entry.version <= version) continue;

@@ -4,6 +4,7 @@
  */
 import { ChangeSet, Text } from '@codemirror/state';
 import type { ChangeSpec, ErrorCode } from '../protocol/messages.ts';
+import { hasCarriageReturn } from './line_breaks.ts';
 
 /**
  * Line separator handed to CodeMirror. With its default, an inserted "\r\n" would count as one
@@ -87,6 +88,7 @@ export function checkChangeShape(changes: readonly ChangeSpec[], baseLength: num
     if (from < lastTo) return `change ${i} overlaps or precedes the one before it`;
     // A lone surrogate would not survive UTF-8 (msgpack, Redis) and clients would diverge.
     if (!insert.isWellFormed()) return `change ${i} inserts a lone surrogate`;
+    if (hasCarriageReturn(insert)) return `change ${i} inserts a "\\r": line breaks are "\\n" (PROTOCOL.md §2)`;
     lastTo = to;
   }
   return null;

@@ -5,6 +5,7 @@
  */
 import type { Backplane, RemoteEvent } from '../backplane/backplane.ts';
 import { TextDoc, type EditRequest, type LogEntry, type StoredDoc } from '../doc/text_doc.ts';
+import { VersionlessClients } from '../doc/versionless_clients.ts';
 import { encodeMessage } from '../protocol/codec.ts';
 import type {
   Codec,
@@ -79,6 +80,8 @@ export class Channel {
   readonly #threadLagS: () => number;
   /** When the client message being handled reached the channel (for the fan-out latency). */
   #receivedAt: number | undefined;
+  /** What each version-less client holds, to place its edits and repair it (PROTOCOL.md §2). */
+  #versionless: VersionlessClients;
 
   constructor(options: ChannelOptions) {
     this.#codespace = options.codespace;
@@ -90,6 +93,7 @@ export class Channel {
     this.#touchEveryMs = options.touchEveryMs;
     this.#snapshotVersion = options.doc.version;
     this.#threadLagS = options.threadLagS ?? (() => 0);
+    this.#versionless = new VersionlessClients(options.doc.version, options.doc.content);
   }
 
   get version(): number {
@@ -108,7 +112,7 @@ export class Channel {
         return this.#leave(message.session);
       case 'client':
         this.#receivedAt = clockMs();
-        if (message.msg.operation === 'insert_value') return this.#insertValue(message.session, message.msg as InsertValueRequest);
+        if (message.msg.operation === 'insert_value') return this.#edit(message.session, message.msg as InsertValueRequest);
         if (message.msg.operation === '__fault') return injectFault((message.msg as FaultRequest).kind);
         return this.#relaySelection(message.session, message.msg as CreateSelectionRequest);
       case 'heartbeat':
@@ -131,6 +135,7 @@ export class Channel {
     if (known) this.#codecCounts[known.codec]--;
     this.#members.set(session, { mode, codec });
     this.#codecCounts[codec]++;
+    this.#versionless.join(session, mode === 'edit' && resume === undefined);
     const missed = resume === undefined || resync ? null : this.#doc.entriesAfter(resume);
     const data = this.#welcomeOf(session, mode);
     if (missed) data.resumed = true;
@@ -144,6 +149,7 @@ export class Channel {
     const member = this.#members.get(session);
     if (!member) return;
     this.#members.delete(session);
+    this.#versionless.forget(session);
     this.#codecCounts[member.codec]--;
     this.#broadcast({ operation: 'peer_left', data: { id: session, mode: member.mode } }, null);
   }
@@ -152,9 +158,8 @@ export class Channel {
     const member = this.#members.get(session);
     if (!member) return; // it left while this message was on its way: nobody to answer
     if (member.mode !== 'edit') return this.#refuse(session, 'forbidden', 'this connection is view_only', request.ref);
-    // Without a version (SharePython clients) the edit is made on the document as it is now;
-    // pinning that base lets a lost commit race rebase it like any other.
-    const edit: EditRequest = { changes: request.changes, docLength: request.doc_length, version: request.version ?? this.#doc.version, ref: request.ref };
+    const edit = this.#editRequestOf(session, request);
+    if (!edit) return;
     for (let attempt = 1; ; attempt++) {
       const prepared = this.#doc.prepare(edit, session);
       if (prepared.kind === 'duplicate') return this.#ack(session, prepared.version, request.ref);
@@ -164,6 +169,7 @@ export class Channel {
       this.#recordCommit((performance.now() - started) / 1000);
       if (committed.ok) {
         this.#doc.install(prepared.entry, prepared.set);
+        this.#versionless.installed(prepared.entry, this.#doc.content, prepared.set);
         this.#ack(session, prepared.entry.version, request.ref);
         this.#broadcast(broadcastOf(prepared.entry), session);
         return this.#afterInstall();
@@ -176,6 +182,31 @@ export class Channel {
       const recovered = committed.stored < this.#doc.version ? await this.#restoreStore() : await this.#catchUp();
       if (!recovered) return this.#refuse(session, 'unavailable', 'the store could not be read; send it again', request.ref);
     }
+  }
+
+  /** An insert_value, then the repair its author needs if it is a version-less client. */
+  async #edit(session: string, request: InsertValueRequest): Promise<void> {
+    await this.#insertValue(session, request);
+    const repair = this.#versionless.repairFor(session);
+    if (repair) this.#to(session, repair);
+  }
+
+  /**
+   * With a version, the edit is taken as made on it. Without (SharePython pages), the page's
+   * model places it on the text it was made on; a page that is not modelled (view_only, or one
+   * that sent a version once) has it taken as made on the document as it is now. Pinning that
+   * base lets a lost commit race rebase it like any other. Undefined: refused here.
+   */
+  #editRequestOf(session: string, request: InsertValueRequest): EditRequest | undefined {
+    if (request.version !== undefined) {
+      this.#versionless.forget(session);
+      return { changes: request.changes, docLength: request.doc_length, version: request.version, ref: request.ref };
+    }
+    const placed = this.#versionless.place(session, request.changes, request.doc_length);
+    if (!placed) return { changes: request.changes, docLength: request.doc_length, version: this.#doc.version, ref: request.ref };
+    if (placed.kind === 'placed') return { changes: placed.changes, version: placed.version, ref: request.ref };
+    this.#refuse(session, 'invalid_change', placed.message, request.ref);
+    return undefined;
   }
 
   /** Events from other instances, in the order their pub/sub delivered them. */
@@ -217,6 +248,7 @@ export class Channel {
   #installCommitted(entry: LogEntry): void {
     if (entry.version <= this.#doc.version) return;
     this.#doc.install(entry);
+    this.#versionless.installed(entry, this.#doc.content);
     // Its author, if connected here, was answered `unavailable` and resends: dedup acks it.
     this.#broadcast(broadcastOf(entry), entry.sender);
     this.#afterInstall();
@@ -231,6 +263,7 @@ export class Channel {
       return false;
     }
     this.#doc = new TextDoc(stored, this.#settings);
+    this.#versionless.reloaded(this.#doc.version, this.#doc.content);
     this.#snapshotVersion = stored.version;
     this.#dirtySince = null;
     for (const [session, member] of this.#members) {
@@ -327,6 +360,8 @@ export class Channel {
 
   #refuse(session: string, code: ErrorCode, message: string, ref: string | undefined): void {
     this.#stats.errors[code] = (this.#stats.errors[code] ?? 0) + 1;
+    // A version-less page applied its edit already: now it holds what the server does not.
+    if (code !== 'forbidden') this.#versionless.refused(session);
     this.#answer(session, { operation: 'error', data: ref === undefined ? { code, message } : { code, message, ref } });
   }
 

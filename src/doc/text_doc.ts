@@ -123,6 +123,11 @@ export class TextDoc {
     return this.#text.length;
   }
 
+  /** The text itself (persistent: later edits make new ones), for the version-less models. */
+  get content(): Text {
+    return this.#text;
+  }
+
   toString(): string {
     return this.#text.sliceString(0, this.#text.length, LINE_SEPARATOR);
   }

@@ -187,8 +187,7 @@ export class Channel {
   /** An insert_value, then the repair its author needs if it is a version-less client. */
   async #edit(session: string, request: InsertValueRequest): Promise<void> {
     await this.#insertValue(session, request);
-    const repair = this.#versionless.repairFor(session);
-    if (repair) this.#to(session, repair);
+    for (const repair of this.#versionless.repairsFor(session)) this.#to(session, repair);
   }
 
   /**

@@ -72,11 +72,12 @@ export class VersionlessClients implements ServerView {
     this.#models.get(session)?.refused();
   }
 
-  /** The repair to send `session` now, if any. */
-  repairFor(session: string): RepairMessage | null {
+  /** The repairs to send `session` now, in order (usually none, at most one that can land). */
+  repairsFor(session: string): RepairMessage[] {
     const model = this.#models.get(session);
-    if (!model) return null;
-    return model.takeReset() ?? model.repair(this);
+    if (!model) return [];
+    const reset = model.takeReset();
+    return reset ? [reset] : model.repairs(this);
   }
 
   /** A version was installed, and its broadcast sent to everyone but its author. */

@@ -82,11 +82,27 @@ interface Replay {
   unknown: boolean;
 }
 
+/** One account of what the client holds: its text once it processed the first `processed` queued. */
+interface Hypothesis extends Replay {
+  processed: number;
+}
+
+/**
+ * Accounts kept at once. Several survive an edit only when the messages between them change
+ * nothing or were dropped, which takes typing racing typing; beyond this many, an even spread
+ * from the least to the most processed is kept.
+ */
+const MAX_HYPOTHESES = 32;
+
 export class VersionlessModel {
   readonly #session: string;
-  #text: Text;
-  #unknown = false;
-  #structure: Structure | null;
+  readonly #joinVersion: number;
+  /**
+   * Every account of the client's text that its edits so far allow, the likeliest first (the
+   * one that processed the most: messages usually reach it long before its next keystroke).
+   * Edits are placed by the first; repairs are made to land whichever is true.
+   */
+  #hypotheses: Hypothesis[];
   #queue: Sent[] = [];
   /** Until its first edit the client may hold an older text than the one in `connected`. */
   #edited = false;
@@ -95,13 +111,17 @@ export class VersionlessModel {
 
   constructor(session: string, joinVersion: number, joinText: Text) {
     this.#session = session;
-    this.#text = joinText;
-    this.#structure = { base: joinVersion, own: [] };
+    this.#joinVersion = joinVersion;
+    this.#hypotheses = [{ text: joinText, structure: { base: joinVersion, own: [] }, unknown: false, processed: 0 }];
   }
 
-  /** What the model believes the client holds now (for tests and diagnostics). */
+  /** What the model believes the client holds now (the likeliest account). */
   get text(): string {
-    return this.#text.toString();
+    return this.#hypotheses[0].text.toString();
+  }
+
+  get hypotheses(): number {
+    return this.#hypotheses.length;
   }
 
   get queued(): number {
@@ -118,96 +138,136 @@ export class VersionlessModel {
    * messages it had processed, and places the edit on the server's current text.
    */
   place(changes: readonly ChangeSpec[], docLength: number | undefined, server: ServerView): Placement {
-    const replayed = this.#findReplay(docLength, server);
-    if (!replayed) return this.#lose(changes, docLength, server);
-    const { replay, processed } = replayed;
-    this.#queue.splice(0, processed);
-    this.#text = replay.text;
-    this.#structure = replay.structure;
-    this.#unknown = replay.unknown;
+    let found = this.#advance(this.#hypotheses, docLength, server);
+    if (found.length === 0 && !this.#edited && docLength !== undefined) found = this.#olderLoads(docLength, server);
     this.#edited = true;
-    const length = this.#text.length;
+    if (found.length === 0 || found[0].unknown) return this.#lose(changes, found[0]?.text.length ?? docLength, server);
+    const length = found[0].text.length;
     const shapeError = checkShape(changes, length);
     if (shapeError) return { kind: 'invalid', message: shapeError };
     const edit = ChangeSet.of(changes as ChangeSpec[], length);
-    if (this.#unknown) return this.#lose(changes, length, server);
-    if (this.#structure === null && this.#text.eq(server.text)) this.#structure = { base: server.version, own: [] };
-    const placed = (this.#structure && this.#placeByVersions(edit, this.#structure, server)) ?? this.#placeByDiff(edit, server);
-    this.#text = edit.apply(this.#text);
-    if (this.#structure) this.#structure.own.push(edit);
+    const { chosen, placed, byVersions } = this.#choosePlacement(edit, found, server);
+    const kept: Hypothesis[] = [];
+    for (const hypothesis of [chosen, ...found.filter((other) => other !== chosen)]) {
+      if (hypothesis.unknown) continue;
+      // Only the account the edit was placed by knows how the server placed it.
+      const structure = hypothesis === chosen && byVersions && hypothesis.structure ? { base: hypothesis.structure.base, own: [...hypothesis.structure.own, edit] } : null;
+      kept.push({ text: edit.apply(hypothesis.text), structure, unknown: false, processed: hypothesis.processed });
+    }
+    this.#keep(kept);
     return { kind: 'placed', changes: specsOf(placed), version: server.version };
+  }
+
+  /**
+   * The account to place the edit by: the one whose placement deletes the fewest characters of
+   * the server's text (an edit placed on a text the client did not hold can delete what others
+   * typed; one misplaced insertion costs less), then the likeliest.
+   */
+  #choosePlacement(edit: ChangeSet, found: Hypothesis[], server: ServerView): { chosen: Hypothesis; placed: ChangeSet; byVersions: boolean } {
+    let best: { chosen: Hypothesis; placed: ChangeSet; byVersions: boolean; deletes: number } | null = null;
+    for (const hypothesis of found) {
+      if (hypothesis.unknown) continue;
+      if (hypothesis.structure === null && hypothesis.text.eq(server.text)) hypothesis.structure = { base: server.version, own: [] };
+      const byVersions = hypothesis.structure && this.#placeByVersions(edit, hypothesis.structure, server);
+      const placed = byVersions ?? edit.map(towardServer(hypothesis.text, server.text));
+      const deletes = placed.length - placed.newLength + insertedLength(placed);
+      if (!best || deletes < best.deletes) best = { chosen: hypothesis, placed, byVersions: byVersions !== null, deletes };
+      if (deletes === 0) break;
+    }
+    return best!;
   }
 
   /** The placed edit was not committed: the client holds it, the server does not. */
   refused(): void {
-    this.#structure = null;
+    for (const hypothesis of this.#hypotheses) hypothesis.structure = null;
   }
 
   /**
-   * A repair to send, if the client's text, once it has processed what is on its way (and if it
-   * edits no more), will differ from the server's; null otherwise, or while an earlier repair may
-   * still land.
+   * The repairs to send: for each length the client's text may have once it has processed what
+   * is on its way (if it edits no more), one smallest range that turns every such text into the
+   * server's. Only one can land (the client has one length; after it, the others are dropped,
+   * or, of the server's own length, change nothing). None while every account will end with the
+   * server's text: so a repair on its way that will make it right is the only one outstanding,
+   * and another follows only when the model knows it cannot (the client's length moved on, or
+   * it will land on a text that changed meanwhile).
    */
-  repair(server: ServerView): RepairMessage | null {
-    const predicted = this.#replay();
-    if (predicted.unknown) return null;
-    // A repair that will land is outstanding: the next waits until an edit shows what became of
-    // it. One that cannot land (the client's length moved on) is dropped by the client.
-    if (predicted.repairLands) return null;
-    if (predicted.text.eq(server.text)) return null;
-    const range = smallestRange(predicted.text.toString(), server.text.toString());
-    const set = ChangeSet.of(range, predicted.text.length);
-    this.#queue.push({ kind: 'repair', set, expect: server.text, version: server.version });
-    return { operation: 'insert_value', sender: REPAIR_SENDER, changes: [range], doc_length: predicted.text.length };
+  repairs(server: ServerView): RepairMessage[] {
+    const serverText = server.text.toString();
+    const byLength = new Map<number, ChangeSpec>();
+    for (const hypothesis of this.#hypotheses) {
+      const predicted = this.#replay(hypothesis);
+      if (predicted.unknown || predicted.text.eq(server.text)) continue;
+      const range = smallestRange(predicted.text.toString(), serverText);
+      const length = predicted.text.length;
+      const before = byLength.get(length);
+      byLength.set(length, before ? widen(before, range, length, serverText) : range);
+    }
+    const messages: RepairMessage[] = [];
+    for (const [length, range] of byLength) {
+      this.#queue.push({ kind: 'repair', set: ChangeSet.of(range, length), expect: server.text, version: server.version });
+      messages.push({ operation: 'insert_value', sender: REPAIR_SENDER, changes: [range], doc_length: length });
+    }
+    return messages;
   }
 
   /** The server's history was rebuilt (a reload): versions known before may not mean the same. */
   historyLost(): void {
-    this.#structure = null;
+    this.refused();
     for (const sent of this.#queue) if (sent.kind === 'repair') sent.version = -1;
   }
 
   /**
-   * The replay that reaches `docLength`: from the model's text, or, at the client's first edit,
-   * from an older server text it may have loaded (the stored `code` lags, §7). The most messages
-   * processed wins: they were sent before the edit arrived, usually long before.
+   * The reset decided by a lost edit, once; the channel sends it.
    */
-  #findReplay(docLength: number | undefined, server: ServerView): { replay: Replay; processed: number } | null {
-    const fromModel = this.#bestReplay(this.#startState(), docLength, server);
-    if (fromModel || this.#edited || docLength === undefined) return fromModel;
-    const base = this.#structure?.base;
-    if (base === undefined) return null;
-    for (let version = base - 1; ; version--) {
+  takeReset(): RepairMessage | null {
+    const reset = this.#pendingReset;
+    this.#pendingReset = null;
+    return reset;
+  }
+
+  /** Every way of processing more of the queue that reaches `docLength`, likeliest first. */
+  #advance(from: readonly Hypothesis[], docLength: number | undefined, server: ServerView): Hypothesis[] {
+    const found: Hypothesis[] = [];
+    for (const start of from) {
+      let state: Replay = { text: start.text, structure: copyStructure(start.structure), unknown: start.unknown };
+      for (let processed = start.processed; ; processed++) {
+        if (docLength === undefined || state.text.length === docLength) found.push({ ...state, structure: copyStructure(state.structure), processed });
+        if (processed === this.#queue.length) break;
+        state = this.#process(state, this.#queue[processed], server);
+      }
+    }
+    found.sort((a, b) => b.processed - a.processed);
+    const distinct: Hypothesis[] = [];
+    for (const hypothesis of found) {
+      if (distinct.some((kept) => kept.processed === hypothesis.processed && kept.text.eq(hypothesis.text))) continue;
+      distinct.push(hypothesis);
+    }
+    return docLength === undefined ? distinct.slice(0, 1) : spread(distinct, MAX_HYPOTHESES);
+  }
+
+  /** At the first edit: the newest older server text that, loaded instead, accounts for it (§7). */
+  #olderLoads(docLength: number, server: ServerView): Hypothesis[] {
+    for (let version = this.#joinVersion - 1; ; version--) {
       const text = server.textAt(version);
-      if (!text) return null;
-      const found = this.#bestReplay({ text, structure: { base: version, own: [] }, unknown: false }, docLength, server);
-      if (found) return found;
+      if (!text) return [];
+      const found = this.#advance([{ text, structure: { base: version, own: [] }, unknown: false, processed: 0 }], docLength, server);
+      if (found.length > 0) return found;
     }
   }
 
-  #startState(): Replay {
-    return { text: this.#text, structure: this.#structure && { base: this.#structure.base, own: [...this.#structure.own] }, unknown: this.#unknown };
+  /** Takes `hypotheses` and forgets the queued messages every one of them has processed. */
+  #keep(hypotheses: Hypothesis[]): void {
+    const done = Math.min(...hypotheses.map((hypothesis) => hypothesis.processed));
+    this.#queue.splice(0, done);
+    for (const hypothesis of hypotheses) hypothesis.processed -= done;
+    this.#hypotheses = hypotheses;
   }
 
-  #bestReplay(start: Replay, docLength: number | undefined, server: ServerView): { replay: Replay; processed: number } | null {
-    let best: { replay: Replay; processed: number } | null = null;
-    let state = start;
-    for (let processed = 0; ; processed++) {
-      if (docLength === undefined || state.text.length === docLength) best = { replay: state, processed };
-      if (processed === this.#queue.length) return best;
-      state = this.#process(state, this.#queue[processed], server);
-    }
-  }
-
-  /** The whole queue processed from the model's text, as the client will if it edits no more. */
-  #replay(): Replay & { repairLands: boolean } {
-    let state = this.#startState();
-    let repairLands = false;
-    for (const sent of this.#queue) {
-      if (sent.kind === 'repair' && state.text.length === sent.set.length) repairLands = true;
-      state = this.#process(state, sent, null);
-    }
-    return { ...state, repairLands };
+  /** The rest of the queue processed, as the client will if it edits no more. */
+  #replay(hypothesis: Hypothesis): Replay {
+    let state: Replay = hypothesis;
+    for (let i = hypothesis.processed; i < this.#queue.length; i++) state = this.#process(state, this.#queue[i], null);
+    return state;
   }
 
   /** What the frontend does with one message: `ChangeSet.of(changes, doc_length)`, or it throws. */
@@ -251,40 +311,22 @@ export class VersionlessModel {
     return pending[0];
   }
 
-  /** Maps the edit through a multi-hunk diff from the client's text to the server's. */
-  #placeByDiff(edit: ChangeSet, server: ServerView): ChangeSet {
-    this.#structure = null;
-    const towardServer = ChangeSet.of(diffSpecs(this.#text.toString(), server.text.toString()), this.#text.length);
-    return edit.map(towardServer);
-  }
-
   /**
    * The client's text is not what the model can account for (a page that missed a message we
    * could not see, a channel restart). Its length after the edit is known, so a reset replacing
    * everything lands whatever it holds; until then its edits are refused.
    */
   #lose(changes: readonly ChangeSpec[], docLength: number | undefined, server: ServerView): Placement {
-    this.#edited = true;
     if (docLength === undefined || checkShape(changes, docLength)) {
-      return { kind: 'invalid', message: 'doc_length missing or the changes do not fit it' };
+      return { kind: 'invalid', message: 'doc_length missing, or the changes do not fit it' };
     }
     let length = docLength;
     for (const { from, to, insert } of changes) length += insert.length - (to - from);
-    this.#text = Text.of([' '.repeat(length)]);
-    this.#unknown = true;
-    this.#structure = null;
-    this.#queue = [];
     const range = { from: 0, to: length, insert: server.text.toString() };
-    this.#queue.push({ kind: 'repair', set: ChangeSet.of(range, length), expect: server.text, version: server.version });
+    this.#queue = [{ kind: 'repair', set: ChangeSet.of(range, length), expect: server.text, version: server.version }];
+    this.#hypotheses = [{ text: Text.of([' '.repeat(length)]), structure: null, unknown: true, processed: 0 }];
     this.#pendingReset = { operation: 'insert_value', sender: REPAIR_SENDER, changes: [range], doc_length: length };
-    return { kind: 'lost', message: 'the server lost track of this page\'s text; it is being reset' };
-  }
-
-  /** The reset decided by a lost edit, once; the channel sends it. */
-  takeReset(): RepairMessage | null {
-    const reset = this.#pendingReset;
-    this.#pendingReset = null;
-    return reset;
+    return { kind: 'lost', message: "the server lost track of this page's text; it is being reset" };
   }
 }
 
@@ -300,6 +342,36 @@ function followedBy(structure: Structure, version: number, session: string, serv
   if (between.length !== version - structure.base - 1) return null;
   if (between.length !== structure.own.length || between.some((step) => step.sender !== session)) return null;
   return { base: version, own: [] };
+}
+
+/** At most `count` of `items`, evenly spread, the first and the last always among them. */
+function spread<T>(items: T[], count: number): T[] {
+  if (items.length <= count) return items;
+  return Array.from({ length: count }, (_, i) => items[Math.round((i * (items.length - 1)) / (count - 1))]);
+}
+
+function insertedLength(set: ChangeSet): number {
+  let inserted = 0;
+  set.iterChanges((_fromA, _toA, fromB, toB) => {
+    inserted += toB - fromB;
+  });
+  return inserted;
+}
+
+function copyStructure(structure: Structure | null): Structure | null {
+  return structure && { base: structure.base, own: [...structure.own] };
+}
+
+/** A multi-hunk diff from the client's text to the server's, as a change on the client's. */
+function towardServer(client: Text, server: Text): ChangeSet {
+  return ChangeSet.of(diffSpecs(client.toString(), server.toString()), client.length);
+}
+
+/** One range, on texts of `length`, covering both `a` and `b` (each turning one into `target`). */
+function widen(a: ChangeSpec, b: ChangeSpec, length: number, target: string): ChangeSpec {
+  const from = Math.min(a.from, b.from);
+  const suffix = Math.min(length - a.to, length - b.to);
+  return { from, to: length - suffix, insert: target.slice(from, target.length - suffix) };
 }
 
 function replacesAll(set: ChangeSet): boolean {

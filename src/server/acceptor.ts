@@ -10,6 +10,7 @@ import { CloseCode } from '../protocol/close_codes.ts';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Codec } from '../protocol/messages.ts';
 import { DescriptorGuard, openFileLimit } from './descriptors.ts';
 import type { Hub } from './hub.ts';
+import { isCodeRoute, serveCode } from './http_routes_code.ts';
 import { Session } from './session.ts';
 
 const CODESPACE_PATH = /^\/codespace\/([^/]+)\/?$/;
@@ -216,6 +217,8 @@ export class Acceptor {
       const backplane = this.#hub.redisHealth ? `redis ${this.#hub.redisHealth.state}` : 'memory';
       response.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
         .end(JSON.stringify({ ready, connections: this.#sessions.size, channels: this.#hub.supervisor.channelCount, backplane }) + '\n');
+    } else if (isCodeRoute(path)) {
+      void serveCode(this.#hub, path, request, response);
     } else {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

@@ -69,7 +69,7 @@ describe('VersionlessModel', () => {
     expect(repairsTo(sim, 'b')).toEqual([]);
   });
 
-  it('recognises a page that loaded an older stored text at its first edit, places it on that text, and repairs it', async () => {
+  it('catches up, as it joins, a page that loaded an older stored text, and no page that is up to date', async () => {
     const sim = new ChannelSim('abc');
     const writer = await sim.join('w');
     writer.page.click(3);
@@ -77,16 +77,42 @@ describe('VersionlessModel', () => {
     writer.page.type('e');
     await sim.settle();
     expect(sim.text).toBe('abcde');
-    // The stored `code` was 'abc' (version 0) when the page loaded; it joins at version 2.
+    // The stored `code` was 'abc' (version 0) when this page loaded; it joins at version 2.
     const late = await sim.join('late', 'abc');
+    const fresh = await sim.join('fresh');
     await sim.settle();
+    const catchUps = [
+      { operation: 'insert_value', sender: 'server', changes: [{ from: 4, to: 4, insert: 'e' }], doc_length: 4 },
+      { operation: 'insert_value', sender: 'server', changes: [{ from: 3, to: 3, insert: 'de' }], doc_length: 3 },
+    ];
+    expect(repairsTo(sim, 'late')).toEqual(catchUps);
+    expect(late.page.text).toBe('abcde');
+    expect(late.page.appliedRepairs).toBe(1);
+    expect(repairsTo(sim, 'fresh')).toEqual(catchUps);
+    expect(fresh.page.appliedRepairs).toBe(0);
     late.page.click(1);
     late.page.type('X');
     await sim.settle();
     expect(sim.text).toBe('aXbcde');
+    for (const page of [late, fresh, writer]) expect(page.page.text).toBe(sim.text);
+    expect(repairsTo(sim, 'late')).toEqual(catchUps);
+  });
+
+  it('recognises at its first edit a page whose older text had the length of the current one, and repairs it', async () => {
+    const sim = new ChannelSim('abc');
+    const writer = await sim.join('w');
+    writer.page.select(2, 3);
+    writer.page.type('C');
+    await sim.settle();
+    const late = await sim.join('late', 'abc');
+    await sim.settle();
+    expect(repairsTo(sim, 'late')).toEqual([]);
+    late.page.click(1);
+    late.page.type('X');
+    await sim.settle();
+    expect(sim.text).toBe('aXbC');
     expect(late.page.text).toBe(sim.text);
-    expect(writer.page.text).toBe(sim.text);
-    expect(repairsTo(sim, 'late')).toEqual([{ operation: 'insert_value', sender: 'server', changes: [{ from: 4, to: 4, insert: 'de' }], doc_length: 4 }]);
+    expect(repairsTo(sim, 'late')).toEqual([{ operation: 'insert_value', sender: 'server', changes: [{ from: 3, to: 4, insert: 'C' }], doc_length: 4 }]);
     expect(errorsTo(sim, 'late')).toEqual([]);
   });
 

@@ -135,13 +135,14 @@ export class Channel {
     if (known) this.#codecCounts[known.codec]--;
     this.#members.set(session, { mode, codec });
     this.#codecCounts[codec]++;
-    this.#versionless.join(session, mode === 'edit' && resume === undefined);
+    const catchUps = this.#versionless.join(session, mode, resume === undefined);
     const missed = resume === undefined || resync ? null : this.#doc.entriesAfter(resume);
     const data = this.#welcomeOf(session, mode);
     if (missed) data.resumed = true;
     else data.code = this.#doc.toString();
     this.#to(session, { operation: resync ? 'resync' : 'connected', data });
     if (missed) for (const entry of missed) this.#to(session, broadcastOf(entry));
+    for (const catchUp of catchUps) this.#to(session, catchUp);
     if (!known) this.#broadcast({ operation: 'peer_joined', data: { id: session, mode } }, session);
   }
 

@@ -7,7 +7,8 @@
 import type { ChangeSet, Text } from '@codemirror/state';
 import { changeSetOf, type LogEntry } from './text_doc.ts';
 import type { ChangeSpec } from '../protocol/messages.ts';
-import { VersionlessModel, type Placement, type RepairMessage, type ServerView, type VersionStep } from './versionless_model.ts';
+import { REPAIR_SENDER, VersionlessModel, type Placement, type RepairMessage, type ServerView, type VersionStep } from './versionless_model.ts';
+import type { Mode } from '../protocol/messages.ts';
 
 /**
  * Versions kept with their texts. Texts share structure (a CodeMirror `Text` is a persistent
@@ -16,9 +17,23 @@ import { VersionlessModel, type Placement, type RepairMessage, type ServerView, 
  */
 export const RECENT_VERSIONS = 512;
 
+/**
+ * How far back a page that joins may have loaded its text from: the stored `code` lags by up to
+ * SNAPSHOT_INTERVAL_MS, and loading the page and joining takes a moment more.
+ */
+export const CATCH_UP_MS = 10_000;
+
+/** Older texts of the current length kept as accounts of a joining page, at most. */
+const MAX_SAME_LENGTH = 4;
+
+/** Catch-up repairs sent with `connected` at most: one per length an older text had. */
+export const MAX_CATCH_UPS = 32;
+
 interface Recent extends VersionStep {
   /** The text at `version`. */
   text: Text;
+  /** When it was installed (ms). */
+  at: number;
 }
 
 export class VersionlessClients implements ServerView {
@@ -28,11 +43,13 @@ export class VersionlessClients implements ServerView {
   #floor: { version: number; text: Text };
   #version: number;
   #text: Text;
+  readonly #now: () => number;
 
-  constructor(version: number, text: Text) {
+  constructor(version: number, text: Text, now: () => number = Date.now) {
     this.#version = version;
     this.#text = text;
     this.#floor = { version, text };
+    this.#now = now;
   }
 
   get version(): number {
@@ -47,10 +64,69 @@ export class VersionlessClients implements ServerView {
     return this.#models.size;
   }
 
-  /** `modelled`: an edit-mode connection without a client key or a resume version. */
-  join(session: string, modelled: boolean): void {
-    if (modelled) this.#models.set(session, new VersionlessModel(session, this.#version, this.#text));
-    else this.#models.delete(session);
+  /**
+   * A connection joined. `versionless`: without a client key or a resume version, as the
+   * SharePython page joins. Such a page ignores the text in `connected` and holds the one it
+   * loaded from the API a moment ago, maybe older: the returned catch-up repairs, sent right
+   * after `connected`, turn each recent older text into the current one. Each applies only to a
+   * page of its length, so a page that loaded the current text applies none. An edit-mode page
+   * is modelled from then on.
+   */
+  join(session: string, mode: Mode, versionless: boolean): RepairMessage[] {
+    this.#models.delete(session);
+    if (!versionless) return [];
+    const catchUps = this.#catchUps();
+    if (mode === 'edit') {
+      const model = new VersionlessModel(session, this.#version, this.#text, this.#sameLengthOlder());
+      model.sentRepairs(catchUps, this);
+      this.#models.set(session, model);
+    }
+    return catchUps;
+  }
+
+  /** Texts of the last CATCH_UP_MS with the current length but not the current text, newest first. */
+  #sameLengthOlder(): { version: number; text: Text }[] {
+    const found: { version: number; text: Text }[] = [];
+    const since = this.#now() - CATCH_UP_MS;
+    for (let i = this.#recent.length - 1; i >= 0 && this.#recent[i].at >= since && found.length < MAX_SAME_LENGTH; i--) {
+      const version = this.#recent[i].version - 1;
+      const text = this.textAt(version)!;
+      if (text.length === this.#text.length && !text.eq(this.#text) && !found.some((one) => one.text.eq(text))) found.push({ version, text });
+    }
+    return found;
+  }
+
+  /**
+   * Per length that a text of the last CATCH_UP_MS had (other than the current length, which a
+   * page that is up to date has: nothing may move its cursor), one range that turns every such
+   * text into the current one, from the changes since (no text is compared whole).
+   */
+  #catchUps(): RepairMessage[] {
+    const byLength = new Map<number, { from: number; suffix: number }>();
+    const since = this.#now() - CATCH_UP_MS;
+    let towardNow: ChangeSet | null = null;
+    for (let i = this.#recent.length - 1; i >= 0 && this.#recent[i].at >= since; i--) {
+      towardNow = towardNow ? this.#recent[i].set.compose(towardNow) : this.#recent[i].set;
+      const length = towardNow.length;
+      if (length === this.#text.length) continue;
+      let from = -1;
+      let to = 0;
+      towardNow.iterChangedRanges((fromA, toA) => {
+        if (from < 0) from = fromA;
+        to = toA;
+      });
+      if (from < 0) continue;
+      const known = byLength.get(length);
+      if (!known && byLength.size >= MAX_CATCH_UPS) break;
+      byLength.set(length, { from: Math.min(from, known?.from ?? from), suffix: Math.min(length - to, known?.suffix ?? length) });
+    }
+    const target = this.#text;
+    return [...byLength].map(([length, { from, suffix }]) => ({
+      operation: 'insert_value' as const,
+      sender: REPAIR_SENDER,
+      changes: [{ from, to: length - suffix, insert: target.sliceString(from, target.length - suffix, '\n') }],
+      doc_length: length,
+    }));
   }
 
   /** Left, or showed it is not version-less (an edit with a version): never repaired. */
@@ -82,7 +158,7 @@ export class VersionlessClients implements ServerView {
 
   /** A version was installed, and its broadcast sent to everyone but its author. */
   installed(entry: LogEntry, text: Text, set: ChangeSet = changeSetOf(entry.changes, entry.docLength)): void {
-    const step: Recent = { version: entry.version, set, sender: entry.sender, text };
+    const step: Recent = { version: entry.version, set, sender: entry.sender, text, at: this.#now() };
     this.#recent.push(step);
     if (this.#recent.length > RECENT_VERSIONS) {
       const dropped = this.#recent.splice(0, this.#recent.length - RECENT_VERSIONS);
@@ -91,7 +167,7 @@ export class VersionlessClients implements ServerView {
     }
     this.#version = entry.version;
     this.#text = text;
-    for (const [session, model] of this.#models) if (session !== entry.sender) model.sent(step);
+    for (const [session, model] of this.#models) if (session !== entry.sender) model.sent(step, this);
   }
 
   /** The channel rebuilt its document from the store: older versions are not comparable. */

@@ -94,6 +94,9 @@ interface Hypothesis extends Replay {
  */
 const MAX_HYPOTHESES = 32;
 
+/** Messages kept unconfirmed for a page that does not type; older ones count as processed. */
+const MAX_QUEUED = 512;
+
 export class VersionlessModel {
   readonly #session: string;
   readonly #joinVersion: number;
@@ -109,10 +112,19 @@ export class VersionlessModel {
   /** A reset decided by an edit the model could not account for, until the channel takes it. */
   #pendingReset: RepairMessage | null = null;
 
-  constructor(session: string, joinVersion: number, joinText: Text) {
+  /**
+   * `older`: recent texts of the length of the joining one that the page may have loaded
+   * instead; no length tells them apart, so they are kept as accounts from the start.
+   */
+  constructor(session: string, joinVersion: number, joinText: Text, older: readonly { version: number; text: Text }[] = []) {
     this.#session = session;
     this.#joinVersion = joinVersion;
-    this.#hypotheses = [{ text: joinText, structure: { base: joinVersion, own: [] }, unknown: false, processed: 0 }];
+    this.#hypotheses = [joinText, ...older.map((one) => one.text)].map((text, i) => ({
+      text,
+      structure: { base: i === 0 ? joinVersion : older[i - 1].version, own: [] },
+      unknown: false,
+      processed: 0,
+    }));
   }
 
   /** What the model believes the client holds now (the likeliest account). */
@@ -129,8 +141,17 @@ export class VersionlessModel {
   }
 
   /** The broadcast of a version another client made has been sent to this one. */
-  sent(step: VersionStep): void {
+  sent(step: VersionStep, server: ServerView): void {
     this.#queue.push({ kind: 'change', version: step.version, set: step.set });
+    if (this.#queue.length > MAX_QUEUED) this.#settleOldest(this.#queue.length - MAX_QUEUED, server);
+  }
+
+  /** Repairs sent with `connected` (catch-up for a page that loaded an older text), in order. */
+  sentRepairs(repairs: readonly RepairMessage[], server: ServerView): void {
+    for (const repair of repairs) {
+      const set = ChangeSet.of(repair.changes, repair.doc_length);
+      this.#queue.push({ kind: 'repair', set, expect: server.text, version: server.version });
+    }
   }
 
   /**
@@ -253,6 +274,20 @@ export class VersionlessModel {
       const found = this.#advance([{ text, structure: { base: version, own: [] }, unknown: false, processed: 0 }], docLength, server);
       if (found.length > 0) return found;
     }
+  }
+
+  /**
+   * A page that does not type lets the queue grow: the oldest messages reached it long ago, so
+   * every account processes them as the page did.
+   */
+  #settleOldest(count: number, server: ServerView): void {
+    const settled = this.#hypotheses.map((hypothesis) => {
+      let state: Replay = hypothesis;
+      for (let i = hypothesis.processed; i < count; i++) state = this.#process(state, this.#queue[i], server);
+      return { ...state, processed: Math.max(hypothesis.processed, count) };
+    });
+    const distinct = settled.filter((one, i) => !settled.slice(0, i).some((other) => other.processed === one.processed && other.text.eq(one.text)));
+    this.#keep(distinct);
   }
 
   /** Takes `hypotheses` and forgets the queued messages every one of them has processed. */

@@ -116,6 +116,26 @@ describe('VersionlessModel', () => {
     expect(errorsTo(sim, 'late')).toEqual([]);
   });
 
+  it('catches up a view_only page that loaded an older text, of the current length too', async () => {
+    const sim = new ChannelSim('abc');
+    const writer = await sim.join('w');
+    writer.page.click(3);
+    writer.page.type('d');
+    writer.page.select(2, 3);
+    writer.page.type('C');
+    await sim.settle();
+    expect(sim.text).toBe('abCd');
+    const olderSameLength = await sim.join('v1', 'abcd', 'view_only');
+    const older = await sim.join('v2', 'abc', 'view_only');
+    const fresh = await sim.join('v3', 'abCd', 'view_only');
+    await sim.settle();
+    for (const viewer of [olderSameLength, older, fresh]) expect(viewer.page.text).toBe('abCd');
+    writer.page.click(4);
+    writer.page.type('e');
+    await sim.settle();
+    for (const viewer of [olderSameLength, older, fresh]) expect(viewer.page.text).toBe('abCde');
+  });
+
   it('keeps at most one repair that can land outstanding', async () => {
     const sim = new ChannelSim('0123456789');
     const a = await sim.join('a');

@@ -75,7 +75,8 @@ export class VersionlessClients implements ServerView {
   join(session: string, mode: Mode, versionless: boolean): RepairMessage[] {
     this.#models.delete(session);
     if (!versionless) return [];
-    const catchUps = this.#catchUps();
+    // A view_only page has no cursor that matters: it gets the current length's catch-up too.
+    const catchUps = this.#catchUps(mode === 'view_only');
     if (mode === 'edit') {
       const model = new VersionlessModel(session, this.#version, this.#text, this.#sameLengthOlder());
       model.sentRepairs(catchUps, this);
@@ -98,17 +99,17 @@ export class VersionlessClients implements ServerView {
 
   /**
    * Per length that a text of the last CATCH_UP_MS had (other than the current length, which a
-   * page that is up to date has: nothing may move its cursor), one range that turns every such
+   * page that is up to date has: nothing may move its cursor, unless it is view_only), one range that turns every such
    * text into the current one, from the changes since (no text is compared whole).
    */
-  #catchUps(): RepairMessage[] {
+  #catchUps(currentLengthToo: boolean): RepairMessage[] {
     const byLength = new Map<number, { from: number; suffix: number }>();
     const since = this.#now() - CATCH_UP_MS;
     let towardNow: ChangeSet | null = null;
     for (let i = this.#recent.length - 1; i >= 0 && this.#recent[i].at >= since; i--) {
       towardNow = towardNow ? this.#recent[i].set.compose(towardNow) : this.#recent[i].set;
       const length = towardNow.length;
-      if (length === this.#text.length) continue;
+      if (length === this.#text.length && !currentLengthToo) continue;
       let from = -1;
       let to = 0;
       towardNow.iterChangedRanges((fromA, toA) => {

@@ -27,6 +27,7 @@
 import { ChangeSet, Text } from '@codemirror/state';
 import diff from 'fast-diff';
 import type { ChangeSpec } from '../protocol/messages.ts';
+import { specsOf } from './text_doc.ts';
 
 /** The `sender` of a repair; never a connection id (PROTOCOL.md §2). */
 export const REPAIR_SENDER = 'server';
@@ -93,6 +94,9 @@ interface Hypothesis extends Replay {
  * from the least to the most processed is kept.
  */
 const MAX_HYPOTHESES = 32;
+
+/** Accounts an edit's placement is worked out for (a diff each, when not placed by versions). */
+const MAX_PLACEMENTS_TRIED = 4;
 
 /** Messages kept unconfirmed for a page that does not type; older ones count as processed. */
 const MAX_QUEUED = 512;
@@ -186,7 +190,7 @@ export class VersionlessModel {
    */
   #choosePlacement(edit: ChangeSet, found: Hypothesis[], server: ServerView): { chosen: Hypothesis; placed: ChangeSet; byVersions: boolean } {
     let best: { chosen: Hypothesis; placed: ChangeSet; byVersions: boolean; deletes: number } | null = null;
-    for (const hypothesis of found) {
+    for (const hypothesis of found.slice(0, MAX_PLACEMENTS_TRIED)) {
       if (hypothesis.unknown) continue;
       if (hypothesis.structure === null && hypothesis.text.eq(server.text)) hypothesis.structure = { base: server.version, own: [] };
       const byVersions = hypothesis.structure && this.#placeByVersions(edit, hypothesis.structure, server);
@@ -215,9 +219,11 @@ export class VersionlessModel {
   repairs(server: ServerView): RepairMessage[] {
     const serverText = server.text.toString();
     const byLength = new Map<number, ChangeSpec>();
+    const seen: Text[] = [];
     for (const hypothesis of this.#hypotheses) {
       const predicted = this.#replay(hypothesis);
-      if (predicted.unknown || predicted.text.eq(server.text)) continue;
+      if (predicted.unknown || predicted.text.eq(server.text) || seen.some((text) => text.eq(predicted.text))) continue;
+      seen.push(predicted.text);
       const range = smallestRange(predicted.text.toString(), serverText);
       const length = predicted.text.length;
       const before = byLength.get(length);
@@ -462,11 +468,5 @@ function diffSpecs(from: string, to: string): ChangeSpec[] {
       else specs.push({ from: at, to: at, insert: text });
     }
   }
-  return specs;
-}
-
-function specsOf(set: ChangeSet): ChangeSpec[] {
-  const specs: ChangeSpec[] = [];
-  set.iterChanges((fromA, toA, _fromB, _toB, inserted) => specs.push({ from: fromA, to: toA, insert: inserted.sliceString(0, inserted.length, '\n') }));
   return specs;
 }

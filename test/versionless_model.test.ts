@@ -136,6 +136,25 @@ describe('VersionlessModel', () => {
     for (const viewer of [olderSameLength, older, fresh]) expect(viewer.page.text).toBe('abCde');
   });
 
+  it('resets a page whose text it cannot account for, refusing only the edit that showed it', async () => {
+    const sim = new ChannelSim('server text');
+    // Held since before a channel restart, say: no recent version had this text.
+    const stray = await sim.join('stray', 'something else entirely');
+    await sim.settle();
+    stray.page.click(0);
+    stray.page.type('!');
+    await sim.settle();
+    expect(sim.text).toBe('server text');
+    expect(errorsTo(sim, 'stray')).toEqual([expect.objectContaining({ data: expect.objectContaining({ code: 'invalid_change' }) })]);
+    expect(stray.page.text).toBe('server text');
+    stray.page.click(6);
+    stray.page.type('!');
+    await sim.settle();
+    expect(sim.text).toBe('server! text');
+    expect(stray.page.text).toBe(sim.text);
+    expect(errorsTo(sim, 'stray')).toHaveLength(1);
+  });
+
   it('keeps at most one repair that can land outstanding', async () => {
     const sim = new ChannelSim('0123456789');
     const a = await sim.join('a');

@@ -27,7 +27,7 @@ export const CATCH_UP_MS = 10_000;
 const MAX_SAME_LENGTH = 4;
 
 /** Catch-up repairs sent with `connected` at most: one per length an older text had. */
-export const MAX_CATCH_UPS = 32;
+export const MAX_CATCH_UPS = 64;
 
 interface Recent extends VersionStep {
   /** The text at `version`. */

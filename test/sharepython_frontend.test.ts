@@ -133,7 +133,9 @@ describe('SharePython pages', () => {
           serverText = await codeOf(editToken);
           if (pages.every((p) => p.page.text === serverText) && sdk.text === serverText && sdk.synced) break;
           if (Date.now() > deadline) {
-            throw new Error(`not converged: server ${JSON.stringify(serverText)}, pages ${JSON.stringify(pages.map((p) => p.page.text))}, sdk ${JSON.stringify(sdk.text)}`);
+            const crashes = server.logs.filter((l) => /crash|failed|restart|terminat/.test(l.event)).slice(-3);
+            const sockets = pages.map((p) => p.socket.readyState);
+            throw new Error(`not converged (server log: ${JSON.stringify(crashes)}, page sockets ${sockets}): server ${JSON.stringify(serverText)}, pages ${JSON.stringify(pages.map((p) => p.page.text))}, sdk ${JSON.stringify(sdk.text)}`);
           }
           await sleep(20);
         }

@@ -192,7 +192,10 @@ export class VersionlessModel {
     let best: { chosen: Hypothesis; placed: ChangeSet; byVersions: boolean; deletes: number } | null = null;
     for (const hypothesis of found.slice(0, MAX_PLACEMENTS_TRIED)) {
       if (hypothesis.unknown) continue;
-      if (hypothesis.structure === null && hypothesis.text.eq(server.text)) hypothesis.structure = { base: server.version, own: [] };
+      // Holding the server's text (the usual case: nobody typed meanwhile) resets the base, so
+      // that a page typing alone is never walked over its own versions. Cheap: the two texts
+      // share every part neither changed.
+      if (hypothesis.text.eq(server.text)) hypothesis.structure = { base: server.version, own: [] };
       const byVersions = hypothesis.structure && this.#placeByVersions(edit, hypothesis.structure, server);
       const placed = byVersions ?? edit.map(towardServer(hypothesis.text, server.text));
       const deletes = placed.length - placed.newLength + insertedLength(placed);

@@ -186,10 +186,12 @@ describe('VersionlessModel', () => {
   it('converges on any interleaving of typing, backspaces, selections and deliveries', async () => {
     const action = fc.record({
       who: fc.integer({ min: 0, max: 2 }),
-      kind: fc.constantFrom('type', 'type', 'type', 'type', 'backspace', 'click', 'select', 'toServer', 'toServer', 'toServer', 'toPage', 'toPage', 'toPage'),
-      at: fc.double({ min: 0, max: 1, noNaN: true }),
+      kind: fc.constantFrom('type', 'type', 'type', 'type', 'backspace', 'click', 'select', 'join', 'toServer', 'toServer', 'toServer', 'toPage', 'toPage', 'toPage'),
+      at: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 1, noNaN: true })),
     });
     const totals = { keystrokes: 0, missing: 0, misplaced: 0, repairs: 0, runs: 0 };
+    let viewers = 0;
+    let viewersBehind = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(action, { minLength: 20, maxLength: 160 }), async (actions) => {
         const keys = new Keystrokes();
@@ -214,6 +216,10 @@ describe('VersionlessModel', () => {
             page.click(pos);
           } else if (kind === 'select') {
             page.select(pos, Math.min(page.length, pos + 2));
+          } else if (kind === 'join') {
+            // A view_only page that loaded the text of one of the last few versions.
+            const versions = sim.versions;
+            await sim.join(`v${sim.pages.size}`, versions[Math.max(0, versions.length - 1 - Math.floor(at * 8))], 'view_only');
           } else if (kind === 'toServer') {
             await sim.toServer(sessions[who]);
           } else {
@@ -222,6 +228,8 @@ describe('VersionlessModel', () => {
         }
         await sim.settle();
         for (const session of sessions) expect(sim.pages.get(session)!.page.text, session).toBe(sim.text);
+        viewers += sim.pages.size - sessions.length;
+        for (const [session, { page }] of sim.pages) if (!sessions.includes(session) && page.text !== sim.text) viewersBehind++;
         const figures = keys.figures(sim.text);
         if (process.env.STRICT) expect(figures).toMatchObject({ missing: 0 });
         totals.keystrokes += figures.keystrokes;
@@ -234,7 +242,9 @@ describe('VersionlessModel', () => {
       { numRuns: Number(process.env.RUNS ?? 150), seed: Number(process.env.SEED ?? 12) },
     );
     const perThousand = (n: number) => ((1000 * n) / Math.max(1, totals.keystrokes)).toFixed(2);
-    console.log(`in-process model: ${totals.runs} runs, ${totals.keystrokes} keystrokes, missing ${perThousand(totals.missing)}/1000, misplaced ${perThousand(totals.misplaced)}/1000, ${totals.repairs} repairs`);
+    console.log(`in-process model: ${totals.runs} runs, ${totals.keystrokes} keystrokes, missing ${perThousand(totals.missing)}/1000, misplaced ${perThousand(totals.misplaced)}/1000, ${totals.repairs} repairs; ${viewersBehind} of ${viewers} view_only pages that joined with the text of one of the last 8 versions left behind`);
+    expect(viewers).toBeGreaterThan(0);
+    expect(viewersBehind).toBe(0);
     expect((1000 * totals.missing) / totals.keystrokes).toBeLessThan(25);
     expect((1000 * totals.misplaced) / totals.keystrokes).toBeLessThan(40);
   });

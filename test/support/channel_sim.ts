@@ -27,8 +27,11 @@ const decoder = new TextDecoder();
 export class ChannelSim {
   readonly channel: Channel;
   readonly pages = new Map<string, SimPage>();
+  /** The server's text at each version so far (what the stored `code` may have served). */
+  readonly versions: string[];
 
   constructor(text = '', history = 1000) {
+    this.versions = [text];
     const backplane = new MemoryBackplane({ history });
     this.channel = new Channel({
       codespace: 'sim',
@@ -61,6 +64,7 @@ export class ChannelSim {
     // Main rebuilds the message from known fields; the page's `sender` is dropped there.
     const { sender: _sender, ...msg } = message;
     await this.channel.handle({ type: 'client', session, msg: msg as ClientMessage });
+    while (this.versions.length <= this.channel.version) this.versions.push(this.channel.text);
     return true;
   }
 

@@ -5,6 +5,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { smallestRange } from '../src/doc/versionless_model.ts';
+import { VersionlessClients } from '../src/doc/versionless_clients.ts';
+import { textOf } from '../src/doc/text_doc.ts';
 import { ChannelSim } from './support/channel_sim.ts';
 import { Keystrokes } from './support/keystrokes.ts';
 
@@ -27,6 +29,18 @@ describe('smallestRange', () => {
   it('never cuts a surrogate pair', () => {
     expect(smallestRange('a😀b', 'a😁b')).toEqual({ from: 1, to: 3, insert: '😁' });
     expect(smallestRange('x\uD83D\uDE00', 'x\uD83D\uDE01')).toEqual({ from: 1, to: 3, insert: '😁' });
+  });
+});
+
+describe('VersionlessClients', () => {
+  it('gives up a model that throws instead of letting it crash the channel', () => {
+    const clients = new VersionlessClients(0, textOf('abc'));
+    clients.join('p', 'edit', true);
+    Object.assign(clients.model('p')!, { place: () => { throw new Error('a bug'); } });
+    expect(clients.place('p', [{ from: 0, to: 0, insert: 'x' }], 3)).toBeUndefined();
+    expect(clients.failures).toBe(1);
+    expect(clients.model('p')).toBeUndefined();
+    expect(clients.repairsFor('p')).toEqual([]);
   });
 });
 

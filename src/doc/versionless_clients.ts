@@ -44,6 +44,7 @@ export class VersionlessClients implements ServerView {
   #version: number;
   #text: Text;
   readonly #now: () => number;
+  #failures = 0;
 
   constructor(version: number, text: Text, now: () => number = Date.now) {
     this.#version = version;
@@ -139,9 +140,14 @@ export class VersionlessClients implements ServerView {
     return this.#models.get(session);
   }
 
+  /** Models given up after an unexpected error (the page is then served as before issue 12). */
+  get failures(): number {
+    return this.#failures;
+  }
+
   /** Where a version-less edit lands; undefined when `session` is not modelled. */
   place(session: string, changes: readonly ChangeSpec[], docLength: number | undefined): Placement | undefined {
-    return this.#models.get(session)?.place(changes, docLength, this);
+    return this.#guard(session, (model) => model.place(changes, docLength, this));
   }
 
   /** Its edit was refused (out of range, too large, store away): it holds what we do not. */
@@ -151,10 +157,27 @@ export class VersionlessClients implements ServerView {
 
   /** The repairs to send `session` now, in order (usually none, at most one that can land). */
   repairsFor(session: string): RepairMessage[] {
+    return this.#guard(session, (model) => {
+      const reset = model.takeReset();
+      return reset ? [reset] : model.repairs(this);
+    }) ?? [];
+  }
+
+  /**
+   * A model that throws is a bug, and must not take the channel with it (no message may crash
+   * a channel): the page is no longer modelled, and its edits are taken as made on the current
+   * version, as before.
+   */
+  #guard<T>(session: string, use: (model: VersionlessModel) => T): T | undefined {
     const model = this.#models.get(session);
-    if (!model) return [];
-    const reset = model.takeReset();
-    return reset ? [reset] : model.repairs(this);
+    if (!model) return undefined;
+    try {
+      return use(model);
+    } catch {
+      this.#failures++;
+      this.#models.delete(session);
+      return undefined;
+    }
   }
 
   /** A version was installed, and its broadcast sent to everyone but its author. */
@@ -168,7 +191,7 @@ export class VersionlessClients implements ServerView {
     }
     this.#version = entry.version;
     this.#text = text;
-    for (const [session, model] of this.#models) if (session !== entry.sender) model.sent(step, this);
+    for (const session of this.#models.keys()) if (session !== entry.sender) this.#guard(session, (model) => model.sent(step, this));
   }
 
   /** The channel rebuilt its document from the store: older versions are not comparable. */

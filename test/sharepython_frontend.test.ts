@@ -59,27 +59,6 @@ describe('SharePython tokens', () => {
   });
 });
 
-describe('GET /codespace/<token>/code', () => {
-  it('answers the codespace text for the token, read-only, and nothing for a bad or unknown token', async () => {
-    const first = newCodespace();
-    const second = newCodespace();
-    const { client } = await TestClient.join(`${server.url}/codespace/${first.editToken}/`);
-    client.send({ operation: 'insert_value', changes: [{ from: 0, to: 0, insert: 'print(1)\n' }], doc_length: 0 });
-    await client.next((m) => m.operation === 'ack');
-    expect(await codeOf(first.viewToken)).toBe('print(1)\n');
-    expect(await codeOf(second.viewToken)).toBe('');
-    expect(await codeOf('tmp-never-used')).toBe('');
-    const status = async (path: string, method = 'GET') => (await fetch(`${http}${path}`, { method })).status;
-    expect(await status(`/codespace/${encodeURIComponent(first.editToken)}/code`, 'POST')).toBe(405);
-    expect(await status('/codespace/no%20spaces/code')).toBe(403);
-    expect(await status('/codespace/%E0%A4%A/code')).toBe(403);
-    expect(await status(`/codespace/${'a'.repeat(300)}/code`)).toBe(403);
-    expect(await status('/codespace/unknown-token/code')).toBe(404);
-    expect(await status('/codespace/tmp-x/code/extra')).toBe(404);
-    client.close();
-  });
-});
-
 describe('SharePython pages', () => {
   it('load from the API, join, and type; an owner page gets its token from the API', async () => {
     const { uuid, editToken } = newCodespace();
@@ -169,6 +148,9 @@ describe('SharePython pages', () => {
         `${totals.repairs} repairs applied, ${totals.lost} incoming changes lost by pages, ${totals.refused} page edits refused; view_only page left behind in ${totals.viewBehind} of ${totals.runs} runs`,
     );
     expect(totals.runs).toBeGreaterThan(0);
+    // Measured 0-12 per 1000 with these delays (keystrokes 20 ms apart, four typists in a few
+    // dozen characters); the bound only catches a model gone wrong.
+    expect((1000 * totals.missing) / totals.keystrokes).toBeLessThan(50);
   }, Math.max(180_000, Number(process.env.RUNS ?? 8) * 20_000));
 });
 

@@ -67,6 +67,12 @@ async function waitUntil(condition: () => boolean, timeoutMs = 3000): Promise<vo
   }
 }
 
+/** As SharePython makes them: Python's urlsafe_b64encode of random bytes, padding kept. */
+function sharePythonToken(bytes: number, seed: number): string {
+  const raw = Buffer.from(Array.from({ length: bytes }, (_, i) => (seed * (i + 7) + i * i) & 0xff));
+  return raw.toString('base64').replaceAll('+', '-').replaceAll('/', '_');
+}
+
 function jwt(claims: Record<string, unknown>, secret = SECRET, expiresIn: string | number = '1h'): Promise<string> {
   return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret));
 }
@@ -95,6 +101,27 @@ describe('TokenResolver', () => {
       expect(await auth.resolve('viewer')).toEqual({ codespace: 'cs-1', mode: 'view_only' });
       expect(await auth.resolve('editor')).toEqual({ codespace: 'cs-1', mode: 'edit' });
       expect(requests).toEqual(['/codespace/viewer/?fields=uuid,mode', '/codespace/editor/?fields=uuid,mode']);
+    });
+
+    it('looks SharePython share and owner tokens (padded URL-safe base64) up as they are', async () => {
+      const owner = sharePythonToken(80, 0x5a);
+      const viewer = sharePythonToken(85, 0xc3);
+      expect(owner).toMatch(/[^=]=$/);
+      expect(viewer).toMatch(/==$/);
+      ANSWERS[owner] = [200, JSON.stringify({ uuid: 'cs-sp', mode: 'edit' })];
+      ANSWERS[viewer] = [200, JSON.stringify({ uuid: 'cs-sp', mode: 'view_only' })];
+      const auth = resolver();
+      expect(await auth.resolve(owner)).toEqual({ codespace: 'cs-sp', mode: 'edit' });
+      expect(await auth.resolve(viewer)).toEqual({ codespace: 'cs-sp', mode: 'view_only' });
+      expect(requests).toEqual([`/codespace/${owner}/?fields=uuid,mode`, `/codespace/${viewer}/?fields=uuid,mode`]);
+    });
+
+    it('refuses, with no lookup, tokens longer than 256 or with characters outside the pattern', async () => {
+      const auth = resolver();
+      expect(await closeCodeOf(auth.resolve('a'.repeat(257)))).toBe(4401);
+      for (const token of ['a/b', 'a b', 'a%3D', 'a+b', 'a?b', 'a#b']) expect(await closeCodeOf(auth.resolve(token))).toBe(4401);
+      expect(await closeCodeOf(auth.resolve('a'.repeat(256)))).toBe(4404);
+      expect(requests).toEqual([`/codespace/${'a'.repeat(256)}/?fields=uuid,mode`]);
     });
 
     it('maps answers to close codes: 404 → 4404, 403 → 4401, 500 → 1013, bad body → 4401', async () => {

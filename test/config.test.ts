@@ -7,7 +7,7 @@ describe('Config', () => {
     const config = defaultConfig();
     expect(config).toMatchObject({
       port: 8080, host: '127.0.0.1', pingIntervalMs: 25_000, idleTimeoutMs: 0, maxMessageBytes: 1_048_576,
-      maxDocLength: 4_000_000, history: 1000, allowTmp: true, apiBaseUrl: '', jwtSecret: '',
+      maxDocLength: 4_000_000, history: 1000, allowTmp: true, apiBaseUrl: '', jwtSecret: '', snapshotIntervalMs: 250,
     });
     expect(config.workers).toBeGreaterThan(0);
   });

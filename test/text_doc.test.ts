@@ -29,12 +29,12 @@ describe('TextDoc', () => {
       expect(d.toString()).toBe('aXYbZ');
     });
 
-    it('keeps \\r\\n as two characters', () => {
-      const d = doc('a\r\nb');
-      expect(d.length).toBe(4);
-      commit(d, { changes: [{ from: 4, to: 4, insert: '\r\nc' }] });
-      expect(d.toString()).toBe('a\r\nb\r\nc');
-      expect(d.length).toBe(7);
+    it('refuses an insert with \\r (PROTOCOL.md §2: line breaks are \\n, one position each)', () => {
+      const d = doc('a\nb');
+      expect(d.prepare({ changes: [{ from: 3, to: 3, insert: '\r\nc' }] }, 's')).toMatchObject({ kind: 'rejected', code: 'invalid_change' });
+      commit(d, { changes: [{ from: 3, to: 3, insert: '\nc' }] });
+      expect(d.toString()).toBe('a\nb\nc');
+      expect(d.length).toBe(5);
     });
 
     it('refuses what the protocol calls invalid_change, stale and too_large', () => {

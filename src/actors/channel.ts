@@ -6,6 +6,7 @@
 import type { Backplane, RemoteEvent } from '../backplane/backplane.ts';
 import { entryBytes, TextDoc, type EditRequest, type LogEntry, type StoredDoc } from '../doc/text_doc.ts';
 import { bringBack } from '../doc/history_merge.ts';
+import { VersionlessClients } from '../doc/versionless_clients.ts';
 import { encodeMessage } from '../protocol/codec.ts';
 import type {
   Codec,
@@ -93,6 +94,8 @@ export class Channel {
   #bytesSinceSnapshot = 0;
   /** When the client message being handled reached the channel (for the fan-out latency). */
   #receivedAt: number | undefined;
+  /** What each version-less client holds, to place its edits and repair it (PROTOCOL.md §2). */
+  #versionless: VersionlessClients;
 
   constructor(options: ChannelOptions) {
     this.#codespace = options.codespace;
@@ -105,6 +108,7 @@ export class Channel {
     this.#snapshotVersion = options.doc.version;
     this.#threadLagS = options.threadLagS ?? (() => 0);
     this.#overBudget = options.overBudget ?? (() => false);
+    this.#versionless = new VersionlessClients(options.doc.version, options.doc.content);
   }
 
   get version(): number {
@@ -123,7 +127,7 @@ export class Channel {
         return this.#leave(message.session);
       case 'client':
         this.#receivedAt = clockMs();
-        if (message.msg.operation === 'insert_value') return this.#insertValue(message.session, message.msg as InsertValueRequest);
+        if (message.msg.operation === 'insert_value') return this.#edit(message.session, message.msg as InsertValueRequest);
         if (message.msg.operation === '__fault') return injectFault((message.msg as FaultRequest).kind);
         return this.#relaySelection(message.session, message.msg as CreateSelectionRequest);
       case 'remote':
@@ -147,6 +151,8 @@ export class Channel {
     if (known) this.#codecCounts[known.codec]--;
     this.#members.set(session, { mode, codec, author });
     this.#codecCounts[codec]++;
+    // Only a page that sends neither a client key nor a version is modelled (PROTOCOL.md §2).
+    const catchUps = this.#versionless.join(session, mode, join.resume === undefined && author.startsWith('c:'));
     // A resume is served from this history only: with another epoch its versions mean other texts.
     const sameHistory = join.epoch === undefined || join.epoch === this.#doc.epoch;
     const missed = join.resume === undefined || resync || !sameHistory ? null : this.#doc.entriesAfter(join.resume);
@@ -155,6 +161,7 @@ export class Channel {
     else data.code = this.#doc.toString();
     this.#to(session, { operation: resync ? 'resync' : 'connected', data });
     if (missed) for (const entry of missed) this.#to(session, broadcastOf(entry));
+    for (const catchUp of catchUps) this.#to(session, catchUp);
     // After a restart every member joins again with `resync`: the others already know it.
     if (!known && !resync) this.#broadcast({ operation: 'peer_joined', data: { id: session, mode } }, session);
   }
@@ -163,6 +170,7 @@ export class Channel {
     const member = this.#members.get(session);
     if (!member) return;
     this.#members.delete(session);
+    this.#versionless.forget(session);
     this.#codecCounts[member.codec]--;
     this.#broadcast({ operation: 'peer_left', data: { id: session, mode: member.mode } }, null);
   }
@@ -172,9 +180,8 @@ export class Channel {
     if (!member) return; // it left while this message was on its way: nobody to answer
     if (member.mode !== 'edit') return this.#refuse(session, 'forbidden', 'this connection is view_only', request.ref);
     if (this.#overBudget()) return this.#refuse(session, 'unavailable', 'the server is short of memory; send it again later', request.ref);
-    // Without a version (SharePython clients) the edit is made on the document as it is now;
-    // pinning that base lets a lost commit race rebase it like any other.
-    const edit: EditRequest = { changes: request.changes, docLength: request.doc_length, version: request.version ?? this.#doc.version, ref: request.ref };
+    const edit = this.#editRequestOf(session, request);
+    if (!edit) return;
     for (let attempt = 1; ; attempt++) {
       const prepared = this.#doc.prepare(edit, session, member.author);
       if (prepared.kind === 'duplicate') return this.#ack(session, prepared.version, request.ref);
@@ -184,6 +191,7 @@ export class Channel {
       this.#recordCommit((performance.now() - started) / 1000);
       if (committed.ok) {
         this.#doc.install(prepared.entry, prepared.set);
+        this.#versionless.installed(prepared.entry, this.#doc.content, prepared.set);
         this.#ack(session, prepared.entry.version, request.ref);
         this.#broadcast(broadcastOf(prepared.entry), session);
         return this.#afterInstall(prepared.entry);
@@ -200,6 +208,30 @@ export class Channel {
       // Its base version belongs to a history that is gone; its author got `resync` and resends.
       if (this.#doc.epoch !== epoch) return this.#refuse(session, 'unavailable', 'the history changed; send it again', request.ref);
     }
+  }
+
+  /** An insert_value, then the repair its author needs if it is a version-less client. */
+  async #edit(session: string, request: InsertValueRequest): Promise<void> {
+    await this.#insertValue(session, request);
+    for (const repair of this.#versionless.repairsFor(session)) this.#to(session, repair);
+  }
+
+  /**
+   * With a version, the edit is taken as made on it. Without (SharePython pages), the page's
+   * model places it on the text it was made on; a page that is not modelled (view_only, or one
+   * that sent a version once, or a client key) has it taken as made on the document as it is
+   * now. Pinning that base lets a lost commit race rebase it like any other. Undefined: refused here.
+   */
+  #editRequestOf(session: string, request: InsertValueRequest): EditRequest | undefined {
+    if (request.version !== undefined) {
+      this.#versionless.forget(session);
+      return { changes: request.changes, docLength: request.doc_length, version: request.version, ref: request.ref };
+    }
+    const placed = this.#versionless.place(session, request.changes, request.doc_length);
+    if (!placed) return { changes: request.changes, docLength: request.doc_length, version: this.#doc.version, ref: request.ref };
+    if (placed.kind === 'placed') return { changes: placed.changes, version: placed.version, ref: request.ref };
+    this.#refuse(session, 'invalid_change', placed.message, request.ref);
+    return undefined;
   }
 
   /** Events from other instances, in the order their pub/sub delivered them. */
@@ -249,6 +281,7 @@ export class Channel {
   #installCommitted(entry: LogEntry): void {
     if (entry.version <= this.#doc.version) return;
     this.#doc.install(entry);
+    this.#versionless.installed(entry, this.#doc.content);
     // Its author, if connected here, was answered `unavailable` and resends: dedup acks it.
     this.#broadcast(broadcastOf(entry), entry.sender);
     void this.#afterInstall(entry);
@@ -324,6 +357,7 @@ export class Channel {
       return false;
     }
     this.#doc = new TextDoc(stored, this.#settings);
+    this.#versionless.reloaded(this.#doc.version, this.#doc.content);
     this.#snapshotVersion = stored.version;
     this.#dirtySince = null;
     for (const [session, member] of this.#members) {
@@ -430,6 +464,8 @@ export class Channel {
 
   #refuse(session: string, code: ErrorCode, message: string, ref: string | undefined): void {
     this.#stats.errors[code] = (this.#stats.errors[code] ?? 0) + 1;
+    // A version-less page applied its edit already: now it holds what the server does not.
+    if (code !== 'forbidden') this.#versionless.refused(session);
     this.#answer(session, { operation: 'error', data: ref === undefined ? { code, message } : { code, message, ref } });
   }
 

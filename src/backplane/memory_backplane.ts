@@ -5,6 +5,7 @@
  */
 import type { LogEntry, RefRecord, StoredDoc } from '../doc/text_doc.ts';
 import { changeSetOf, entryBytes, newEpoch, textOf } from '../doc/text_doc.ts';
+import { normalizeLineBreaks } from '../doc/line_breaks.ts';
 import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
 import { expiredAt, type ExpiryPolicy } from './expiry.ts';
 
@@ -57,7 +58,8 @@ export class MemoryBackplane implements Backplane {
       record = emptyRecord();
       this.#docs.set(codespace, record);
     }
-    let text = textOf(record.snapshot);
+    // A text restored or seeded from outside may carry "\r\n" (PROTOCOL.md §2).
+    let text = textOf(normalizeLineBreaks(record.snapshot));
     let version = record.snapshotVersion;
     for (const entry of record.log) {
       if (entry.version <= version) continue;

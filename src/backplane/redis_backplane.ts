@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
 import { changeSetOf, newEpoch, textOf, LINE_SEPARATOR } from '../doc/text_doc.ts';
 import { encodeEntryPayload, encodeSelectionPayload, parsePublished, parseStoredEntry } from './redis_payloads.ts';
+import { normalizeLineBreaks } from '../doc/line_breaks.ts';
 import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
 import { COMMIT_LUA, LOAD_LUA, READ_LOG_LUA, RESTORE_LUA, SNAPSHOT_LUA, TOUCH_LUA } from './redis_scripts.ts';
 
@@ -87,7 +88,8 @@ export class RedisBackplane implements Backplane {
     await this.#commandReady();
     const [code, snapshot, version, raw, epoch] = await this.#command.csLoad(this.#hash(codespace), this.#log(codespace), this.#options.history, newEpoch(), this.#ttlOf(codespace));
     const entries = entriesOf(raw);
-    let text = textOf(code);
+    // The SharePython API writes `code` as its users saved it, "\r\n" included (PROTOCOL.md §2).
+    let text = textOf(normalizeLineBreaks(code));
     let at = Number(snapshot);
     for (const entry of entries) {
       if (entry.version <= at) continue;

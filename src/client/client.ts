@@ -304,7 +304,8 @@ export class CodespaceClient {
 
   #remoteChange(message: Record<string, any>): void {
     const doc = this.#doc;
-    if (!doc || message.version <= doc.version) return;
+    // A repair for version-less pages (sender "server", PROTOCOL.md §2) has no version: not ours.
+    if (!doc || typeof message.version !== 'number' || message.version <= doc.version) return;
     if (message.version !== doc.version + 1) return this.#reopen(); // a gap: resume fills it
     if (doc.inFlight && message.ref !== undefined && doc.inFlight.request.ref === message.ref) {
       // Our own change, seen among the missed ones after a reconnect: it counts as the ack.

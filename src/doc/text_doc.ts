@@ -4,6 +4,7 @@
  */
 import { ChangeSet, Text } from '@codemirror/state';
 import type { ChangeSpec, ErrorCode } from '../protocol/messages.ts';
+import { hasCarriageReturn } from './line_breaks.ts';
 
 /**
  * Line separator handed to CodeMirror. With its default, an inserted "\r\n" would count as one
@@ -123,6 +124,7 @@ export function checkChangeShape(changes: readonly ChangeSpec[], baseLength: num
     if (from < lastTo) return `change ${i} overlaps or precedes the one before it`;
     // A lone surrogate would not survive UTF-8 (msgpack, Redis) and clients would diverge.
     if (!insert.isWellFormed()) return `change ${i} inserts a lone surrogate`;
+    if (hasCarriageReturn(insert)) return `change ${i} inserts a "\\r": line breaks are "\\n" (PROTOCOL.md §2)`;
     lastTo = to;
   }
   return null;
@@ -185,6 +187,11 @@ export class TextDoc {
 
   get length(): number {
     return this.#text.length;
+  }
+
+  /** The text itself (persistent: later edits make new ones), for the version-less models. */
+  get content(): Text {
+    return this.#text;
   }
 
   toString(): string {

@@ -11,6 +11,7 @@ import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type Codec } from '../protocol/m
 import { DescriptorGuard, openFileLimit } from './descriptors.ts';
 import type { Hub } from './hub.ts';
 import { routeHttp } from './http_routes.ts';
+import { isCodeRoute, serveCode } from './http_routes_code.ts';
 import { Session } from './session.ts';
 import { parseUpgradeTarget, pathOf } from './upgrade_target.ts';
 
@@ -230,6 +231,8 @@ export class Acceptor {
       const backplane = this.#hub.redisHealth ? `redis ${this.#hub.redisHealth.state}` : 'memory';
       response.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
         .end(JSON.stringify({ ready, connections: this.#sessions.size, channels: this.#hub.supervisor.channelCount, backplane }) + '\n');
+    } else if (isCodeRoute(path)) {
+      void serveCode(this.#hub, path, request, response);
     } else {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

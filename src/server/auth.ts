@@ -34,7 +34,11 @@ interface Lookup {
   abandon: AbortController;
 }
 
-const TOKEN_PATTERN = /^[A-Za-z0-9_.:~-]{1,512}$/;
+/**
+ * PROTOCOL.md §1. `=` is in: SharePython's share and owner tokens are URL-safe base64 of 80 or 85
+ * bytes and end in `=` or `==` (issue 12); every character here is safe in a URL path as it is.
+ */
+export const TOKEN_PATTERN = /^[A-Za-z0-9_.:~=-]{1,256}$/;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** Enough for every token in use at once on one instance; the oldest answer goes first. */
 const MAX_CACHED_ANSWERS = 10_000;
@@ -146,7 +150,8 @@ export class TokenResolver {
   }
 
   async #lookup(token: string, abandoned: AbortSignal): Promise<Answer> {
-    const url = `${this.#options.apiBaseUrl}codespace/${encodeURIComponent(token)}/?fields=uuid,mode`;
+    // As the frontend asks for it: TOKEN_PATTERN leaves nothing that needs escaping in a path.
+    const url = `${this.#options.apiBaseUrl}codespace/${token}/?fields=uuid,mode`;
     this.#lookupsSent++;
     let response: Response;
     let body: unknown;

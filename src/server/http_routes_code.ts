@@ -1,6 +1,6 @@
 /**
  * `GET /codespace/<token>/code`: the codespace's text, read-only, for a SharePython-style API in
- * front of the embedded memory store (issue 12). With Redis the API reads the hash field `code`
+ * front of the embedded memory or file store (issue 12). With Redis the API reads the hash field `code`
  * itself (PROTOCOL.md §7); here nothing else can, so the server answers with the same token the
  * WebSocket takes, resolved and checked exactly as at the upgrade, and with nothing but the text.
  */
@@ -29,7 +29,7 @@ function answer(response: ServerResponse, status: number, body: string): void {
 
 export async function serveCode(hub: Hub, path: string, request: IncomingMessage, response: ServerResponse): Promise<void> {
   if (request.method !== 'GET') return answer(response, 405, 'method not allowed\n');
-  if (hub.backplaneName !== 'memory') return answer(response, 404, 'the text is in the store (field code)\n');
+  if (hub.backplaneName === 'redis') return answer(response, 404, 'the text is in the store (field code)\n');
   let token: string;
   try {
     token = decodeURIComponent(CODE_PATH.exec(path)![1]);
@@ -42,7 +42,9 @@ export async function serveCode(hub: Hub, path: string, request: IncomingMessage
   });
   try {
     const grant = await hub.resolver.resolve(token, { leftSignal: left.signal });
-    answer(response, 200, hub.store.loadNow(grant.codespace).text);
+    // The file store is written before every ack, like the memory one: either holds the text as acked.
+    const text = hub.fileStore ? (await hub.fileStore.load(grant.codespace)).text : hub.store.loadNow(grant.codespace).text;
+    answer(response, 200, text);
   } catch (error) {
     if (error instanceof ProtocolError) return answer(response, statusOf(error.close.code), `${error.close.reason}\n`);
     answer(response, 500, 'unexpected server error\n');

@@ -87,12 +87,14 @@ describe('SharePython client flow', () => {
     wsB.close();
   });
 
-  it('relays create_selection with every field and the server-stamped sender', async () => {
+  it('relays create_selection with its scalar fields and the server-stamped sender; a nested field is refused', async () => {
     const { client: a, connected } = await TestClient.join(server.urlFor('tmp-sp-select'));
     const { client: b } = await TestClient.join(server.urlFor('tmp-sp-select'));
     a.send({ operation: 'create_selection', sender: 'forged', selections: [{ anchor: 0, head: 0 }], extra: { color: 'red' } });
+    expect((await a.next((m) => m.operation === 'error')).data.code).toBe('malformed');
+    a.send({ operation: 'create_selection', sender: 'forged', selections: [{ anchor: 0, head: 0 }], color: 'red', width: 2 });
     const seen = await b.next((m) => m.operation === 'create_selection');
-    expect(seen).toEqual({ operation: 'create_selection', sender: connected.data.id, version: 0, selections: [{ anchor: 0, head: 0 }], extra: { color: 'red' } });
+    expect(seen).toEqual({ operation: 'create_selection', sender: connected.data.id, version: 0, selections: [{ anchor: 0, head: 0 }], color: 'red', width: 2 });
     a.close();
     b.close();
   });

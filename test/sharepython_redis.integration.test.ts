@@ -49,26 +49,40 @@ describe('SharePython pages on Redis', () => {
     const writer = await openFrontend(api.base, server.url, uuid, true);
     const reloads = 8;
     let typed = '';
-    let caughtUp = 0;
+    let repaired = 0;
+    let viewersBehind = 0;
+    // A first line, so that a reader's keystroke at 0 and the writer's at the end never tie.
+    writer.page.type('start;');
+    await waitForCode(uuid, 'start;');
     for (let i = 0; i < reloads; i++) {
       writer.page.click(writer.page.length);
       writer.page.type(`w${i};`);
       // Reloaded at once: `code` may still hold the text before that edit.
       const reader = await openFrontend(api.base, server.url, editToken);
       const viewer = await openFrontend(api.base, server.url, viewToken);
-      await waitFor(() => reader.page.text === writer.page.text && viewer.page.text === writer.page.text, 10_000, `reload ${i} to catch up`);
       reader.page.click(0);
       reader.page.type(`r${i};`);
       typed = `r${i};` + typed;
-      await waitFor(() => writer.page.text === reader.page.text && viewer.page.text === reader.page.text, 10_000, `reload ${i}: the others to see it type`);
+      // Its first edit shows which text it held: one that loaded an older `code` is repaired then
+      // (PROTOCOL.md §2), and its keystroke is kept where it was typed.
+      await waitFor(() => writer.page.text === reader.page.text && reader.page.text.startsWith(`r${i};`), 10_000, `reload ${i}: the reader and the writer on one text`).catch((error: unknown) => {
+        throw new Error(`${String(error)}: writer ${JSON.stringify(writer.page.text)}, reader ${JSON.stringify(reader.page.text)}, reader got ${JSON.stringify(reader.received.slice(-4))}`);
+      });
       expect(reader.received.filter((m) => m.operation === 'error')).toEqual([]);
-      caughtUp += reader.page.appliedRepairs + viewer.page.appliedRepairs;
+      repaired += reader.page.appliedRepairs;
+      // A view_only page cannot be told apart: one that loaded an older `code` stays behind
+      // until its next load (§2), which sees the fresh `code`.
+      const caughtUp = await waitFor(() => viewer.page.text === writer.page.text, 2_000, 'viewer').then(() => true, () => false);
+      if (!caughtUp) viewersBehind++;
       close(reader, viewer);
     }
-    const expected = typed + Array.from({ length: reloads }, (_, i) => `w${i};`).join('');
+    const expected = typed + 'start;' + Array.from({ length: reloads }, (_, i) => `w${i};`).join('');
     expect(writer.page.text).toBe(expected);
-    console.log(`redis reloads: ${reloads} edit and ${reloads} view_only pages loaded right after an edit; ${caughtUp} of them had loaded an older code and were caught up`);
+    console.log(`redis reloads: ${reloads} edit and ${reloads} view_only pages loaded right after an edit; ${repaired} edit pages had loaded an older code and were repaired at their first edit; ${viewersBehind} view_only pages were left behind until their next load`);
     await waitForCode(uuid, expected);
+    const reloaded = await openFrontend(api.base, server.url, viewToken);
+    expect(reloaded.page.text).toBe(expected);
+    close(reloaded);
     writer.close();
   });
 });

@@ -83,7 +83,7 @@ describe('VersionlessModel', () => {
     expect(repairsTo(sim, 'b')).toEqual([]);
   });
 
-  it('catches up, as it joins, a page that loaded an older stored text, and no page that is up to date', async () => {
+  it('repairs a page that loaded an older stored text at its first edit, and sends nothing to one that is up to date', async () => {
     const sim = new ChannelSim('abc');
     const writer = await sim.join('w');
     writer.page.click(3);
@@ -95,21 +95,16 @@ describe('VersionlessModel', () => {
     const late = await sim.join('late', 'abc');
     const fresh = await sim.join('fresh');
     await sim.settle();
-    const catchUps = [
-      { operation: 'insert_value', sender: 'server', changes: [{ from: 4, to: 4, insert: 'e' }], doc_length: 4 },
-      { operation: 'insert_value', sender: 'server', changes: [{ from: 3, to: 3, insert: 'de' }], doc_length: 3 },
-    ];
-    expect(repairsTo(sim, 'late')).toEqual(catchUps);
-    expect(late.page.text).toBe('abcde');
-    expect(late.page.appliedRepairs).toBe(1);
-    expect(repairsTo(sim, 'fresh')).toEqual(catchUps);
-    expect(fresh.page.appliedRepairs).toBe(0);
+    // Nothing at the join (PROTOCOL.md §2: a repair only where the model knows the text differs).
+    expect(repairsTo(sim, 'late')).toEqual([]);
+    expect(repairsTo(sim, 'fresh')).toEqual([]);
     late.page.click(1);
     late.page.type('X');
     await sim.settle();
     expect(sim.text).toBe('aXbcde');
     for (const page of [late, fresh, writer]) expect(page.page.text).toBe(sim.text);
-    expect(repairsTo(sim, 'late')).toEqual(catchUps);
+    expect(repairsTo(sim, 'late')).toHaveLength(1);
+    expect(repairsTo(sim, 'fresh')).toEqual([]);
   });
 
   it('recognises at its first edit a page whose older text had the length of the current one, and repairs it', async () => {
@@ -130,24 +125,21 @@ describe('VersionlessModel', () => {
     expect(errorsTo(sim, 'late')).toEqual([]);
   });
 
-  it('catches up a view_only page that loaded an older text, of the current length too', async () => {
+  it('sends a view_only page nothing but the changes: one that loaded an older text stays behind until its next load', async () => {
     const sim = new ChannelSim('abc');
     const writer = await sim.join('w');
     writer.page.click(3);
     writer.page.type('d');
-    writer.page.select(2, 3);
-    writer.page.type('C');
     await sim.settle();
-    expect(sim.text).toBe('abCd');
-    const olderSameLength = await sim.join('v1', 'abcd', 'view_only');
-    const older = await sim.join('v2', 'abc', 'view_only');
-    const fresh = await sim.join('v3', 'abCd', 'view_only');
-    await sim.settle();
-    for (const viewer of [olderSameLength, older, fresh]) expect(viewer.page.text).toBe('abCd');
-    writer.page.click(4);
+    expect(sim.text).toBe('abcd');
+    const older = await sim.join('v1', 'abc', 'view_only');
+    const fresh = await sim.join('v2', 'abcd', 'view_only');
     writer.page.type('e');
     await sim.settle();
-    for (const viewer of [olderSameLength, older, fresh]) expect(viewer.page.text).toBe('abCde');
+    // PROTOCOL.md §2: it cannot be told apart; keeping `code` fresh (§7) keeps it rare.
+    expect(repairsTo(sim, 'v1')).toEqual([]);
+    expect(older.page.text).toBe('abc');
+    expect(fresh.page.text).toBe('abcde');
   });
 
   it('resets a page whose text it cannot account for, refusing only the edit that showed it', async () => {
@@ -258,7 +250,7 @@ describe('VersionlessModel', () => {
     const perThousand = (n: number) => ((1000 * n) / Math.max(1, totals.keystrokes)).toFixed(2);
     console.log(`in-process model: ${totals.runs} runs, ${totals.keystrokes} keystrokes, missing ${perThousand(totals.missing)}/1000, misplaced ${perThousand(totals.misplaced)}/1000, ${totals.repairs} repairs; ${viewersBehind} of ${viewers} view_only pages that joined with the text of one of the last 8 versions left behind`);
     expect(viewers).toBeGreaterThan(0);
-    expect(viewersBehind).toBe(0);
+    // View_only pages that joined with an older text stay behind until their next load (PROTOCOL.md §2).
     expect((1000 * totals.missing) / totals.keystrokes).toBeLessThan(25);
     expect((1000 * totals.misplaced) / totals.keystrokes).toBeLessThan(40);
   });

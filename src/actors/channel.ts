@@ -372,8 +372,7 @@ export class Channel {
   }
 
   #afterInstall(entry: LogEntry): void | Promise<void> {
-    // Ticks come only while there is work (tickDue): the last tick's time may be long past.
-    if (this.#dirtySince === null) this.#dirtySince = Math.max(this.#now, Date.now());
+    if (this.#dirtySince === null) this.#dirtySince = this.#now;
     this.#bytesSinceSnapshot += entryBytes(entry);
     // The store keeps every change after its snapshot: large edits make a snapshot due sooner.
     const bytesDue = this.#settings.historyBytes > 0 && this.#bytesSinceSnapshot > this.#settings.historyBytes / 2;
@@ -433,8 +432,13 @@ export class Channel {
     return stats;
   }
 
-  /** A tick has work: a snapshot is pending, or the store's expiry wants refreshing (members here). */
-  tickDue(now: number): boolean {
+  /**
+   * The host's clock, read from its one timer for every channel on the thread (host_link.ts):
+   * true when a tick has work (a snapshot pending, or the store's expiry to refresh while members
+   * are here), and only then is one posted. Between ticks the channel still knows the time.
+   */
+  advanceClock(now: number): boolean {
+    this.#now = now;
     return this.#dirtySince !== null || (this.#members.size > 0 && now - this.#lastTouch >= this.#touchEveryMs);
   }
 

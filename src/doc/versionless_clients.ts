@@ -7,7 +7,7 @@
 import type { ChangeSet, Text } from '@codemirror/state';
 import { changeSetOf, type LogEntry } from './text_doc.ts';
 import type { ChangeSpec } from '../protocol/messages.ts';
-import { REPAIR_SENDER, VersionlessModel, type Placement, type RepairMessage, type ServerView, type VersionStep } from './versionless_model.ts';
+import { VersionlessModel, type Placement, type RepairMessage, type ServerView, type VersionStep } from './versionless_model.ts';
 import type { Mode } from '../protocol/messages.ts';
 
 /**
@@ -25,9 +25,6 @@ export const CATCH_UP_MS = 10_000;
 
 /** Older texts of the current length kept as accounts of a joining page, at most. */
 const MAX_SAME_LENGTH = 4;
-
-/** Catch-up repairs sent with `connected` at most: one per length an older text had. */
-export const MAX_CATCH_UPS = 64;
 
 interface Recent extends VersionStep {
   /** The text at `version`. */
@@ -68,22 +65,18 @@ export class VersionlessClients implements ServerView {
   /**
    * A connection joined. `versionless`: without a client key or a resume version, as the
    * SharePython page joins. Such a page ignores the text in `connected` and holds the one it
-   * loaded from the API a moment ago, maybe older: the returned catch-up repairs, sent right
-   * after `connected`, turn each recent older text into the current one. Each applies only to a
-   * page of its length, so a page that loaded the current text applies none. An edit-mode page
-   * is modelled from then on.
+   * loaded from the API a moment ago, maybe older; an edit-mode page is modelled from then on,
+   * and its first edit shows which text it holds (PROTOCOL.md §2: the model starts from the text
+   * in `connected` until the first edit shows otherwise). Nothing is sent at the join: a repair
+   * goes only to a page the model knows differs (a speculative one per recent length reached
+   * every client without a key, plain protocol clients too). A view_only page that loaded an
+   * older `code` catches up at its next load (§2, §7: `code` is kept fresh for that).
    */
   join(session: string, mode: Mode, versionless: boolean): RepairMessage[] {
     this.#models.delete(session);
-    if (!versionless) return [];
-    // A view_only page has no cursor that matters: it gets the current length's catch-up too.
-    const catchUps = this.#catchUps(mode === 'view_only');
-    if (mode === 'edit') {
-      const model = new VersionlessModel(session, this.#version, this.#text, this.#sameLengthOlder());
-      model.sentRepairs(catchUps, this);
-      this.#models.set(session, model);
-    }
-    return catchUps;
+    if (!versionless || mode !== 'edit') return [];
+    this.#models.set(session, new VersionlessModel(session, this.#version, this.#text, this.#sameLengthOlder()));
+    return [];
   }
 
   /** Texts of the last CATCH_UP_MS with the current length but not the current text, newest first. */
@@ -98,38 +91,7 @@ export class VersionlessClients implements ServerView {
     return found;
   }
 
-  /**
-   * Per length that a text of the last CATCH_UP_MS had (other than the current length, which a
-   * page that is up to date has: nothing may move its cursor, unless it is view_only), one range that turns every such
-   * text into the current one, from the changes since (no text is compared whole).
-   */
-  #catchUps(currentLengthToo: boolean): RepairMessage[] {
-    const byLength = new Map<number, { from: number; suffix: number }>();
-    const since = this.#now() - CATCH_UP_MS;
-    let towardNow: ChangeSet | null = null;
-    for (let i = this.#recent.length - 1; i >= 0 && this.#recent[i].at >= since; i--) {
-      towardNow = towardNow ? this.#recent[i].set.compose(towardNow) : this.#recent[i].set;
-      const length = towardNow.length;
-      if (length === this.#text.length && !currentLengthToo) continue;
-      let from = -1;
-      let to = 0;
-      towardNow.iterChangedRanges((fromA, toA) => {
-        if (from < 0) from = fromA;
-        to = toA;
-      });
-      if (from < 0) continue;
-      const known = byLength.get(length);
-      if (!known && byLength.size >= MAX_CATCH_UPS) break;
-      byLength.set(length, { from: Math.min(from, known?.from ?? from), suffix: Math.min(length - to, known?.suffix ?? length) });
-    }
-    const target = this.#text;
-    return [...byLength].map(([length, { from, suffix }]) => ({
-      operation: 'insert_value' as const,
-      sender: REPAIR_SENDER,
-      changes: [{ from, to: length - suffix, insert: target.sliceString(from, target.length - suffix, '\n') }],
-      doc_length: length,
-    }));
-  }
+
 
   /** Left, or showed it is not version-less (an edit with a version): never repaired. */
   forget(session: string): void {

@@ -182,7 +182,7 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
     const running = mailbox;
     route.stats = () => actor.takeStats();
     route.tick = (now) => {
-      if (actor.tickDue(now)) running.post({ type: 'tick', now });
+      if (actor.advanceClock(now)) running.post({ type: 'tick', now });
     };
     send({ type: 'ready', version: doc.version, thread: threadId });
     for (const message of early.splice(0)) mailbox.post(message);

@@ -105,7 +105,7 @@ describe('fuzz', () => {
         const answer = await rawExchange(`GET ${path} HTTP/1.1\r\nHost: x\r\nX-Fuzz: ${extra}\r\n${headers}\r\n`);
         expect(answer === '' || /^HTTP\/1\.1 \d{3}/.test(answer)).toBe(true);
       }),
-      { seed: 11, numRuns: 250 },
+      { seed: 11, numRuns: 400 },
     );
     const health = await fetch(`http://127.0.0.1:${server.port}/healthz`);
     expect(health.status).toBe(200);

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TextDoc, changeSetOf, specsOf, checkChangeShape, textOf } from '../src/doc/text_doc.ts';
 
@@ -141,5 +142,34 @@ describe('TextDoc history bounds (PROTOCOL.md §6)', () => {
     }
     expect(d.prepare({ changes: [], ref: 'r1' }, 's', 'k')).toMatchObject({ kind: 'ready' });
     expect(d.prepare({ changes: [], ref: 'r3' }, 's', 'k')).toEqual({ kind: 'duplicate', version: 4 });
+  });
+});
+
+describe('TextDoc fast path (issue 15)', () => {
+  it('prepares an edit on the current version into exactly the entry and set the rebasing path gives', () => {
+    const spec = fc.record({ at: fc.nat(40), cut: fc.nat(3), insert: fc.string({ unit: fc.constantFrom('a', 'b', '\n', 'é'), maxLength: 3 }) });
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('x', 'y', '\n'), maxLength: 40 }), fc.array(spec, { maxLength: 5 }), (text, raw) => {
+        // Sorted, apart, each within the text: what a client may send.
+        const changes: { from: number; to: number; insert: string }[] = [];
+        let at = 0;
+        for (const { at: gap, cut, insert } of raw) {
+          const from = Math.min(text.length, at + (gap % 5));
+          const to = Math.min(text.length, from + cut);
+          if (from < at) break;
+          changes.push({ from, to, insert });
+          at = to + 1;
+        }
+        const fast = doc(text, 10, 10_000).prepare({ changes, version: 0 }, 's');
+        // The general path: one version behind, over an empty change.
+        const slowDoc = doc(text, 10, 10_000);
+        commit(slowDoc, { changes: [], version: 0 });
+        const slow = slowDoc.prepare({ changes, version: 0 }, 's');
+        if (fast.kind !== 'ready' || slow.kind !== 'ready') return expect(fast.kind).toBe(slow.kind);
+        expect(fast.entry.changes).toEqual(slow.entry.changes);
+        expect(fast.set.toJSON()).toEqual(slow.set.toJSON());
+      }),
+      { seed: 15, numRuns: 500 },
+    );
   });
 });

@@ -60,7 +60,7 @@ test-bun: install tools
 
 # Benchmark suite (bench/README.md): fan-out sweeps, latency, idle memory, joins, recovery, each
 # against a naive ws relay run the same way; 6 to 7 minutes here, stopped at 15 (ARGS="--quick": about 2).
-bench: install
+bench: build
 	timeout 900 node --import tsx bench/run.ts $(ARGS)
 
 clean:

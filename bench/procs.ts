@@ -3,7 +3,8 @@
  * throwaway redis-server; and what /proc says about them (CPU of a process tree, RSS).
  */
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from './loadgen.ts';
 
@@ -141,8 +142,10 @@ export type ServerKind = 'naive' | 'codespace';
 
 /** Starts a server on a free port; `env` adds to the bench defaults. */
 export async function startServerProcess(name: string, kind: ServerKind, env: Record<string, string> = {}, root = ROOT): Promise<ServerProcess> {
-  const script = kind === 'naive' ? 'bench/naive_server.ts' : 'src/main.ts';
-  const child = track(spawn(process.execPath, ['--import', 'tsx', script], {
+  // The server as `make run` starts it (built JavaScript), where the checkout has a build.
+  const built = kind === 'codespace' && existsSync(join(root, 'dist/main.js'));
+  const args = built ? ['dist/main.js'] : ['--import', 'tsx', kind === 'naive' ? 'bench/naive_server.ts' : 'src/main.ts'];
+  const child = track(spawn(process.execPath, args, {
     cwd: kind === 'naive' ? ROOT : root,
     env: {
       ...process.env,

@@ -42,7 +42,7 @@ const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 type ServerName = 'naive' | 'baseline' | 'memory' | 'inproc' | 'redis' | 'redis-x2' | 'file';
 const BASELINE_ROOT = flag('baseline');
 const redisAvailable = hasRedisServer();
-const wanted = (flag('servers') ?? (QUICK ? 'naive,memory' : 'naive,memory,inproc,redis,redis-x2')).split(',') as ServerName[];
+const wanted = (flag('servers') ?? (QUICK ? 'naive,memory' : 'naive,memory,file,inproc,redis,redis-x2')).split(',') as ServerName[];
 if (BASELINE_ROOT && !wanted.includes('baseline')) wanted.splice(1, 0, 'baseline');
 const notes: string[] = [];
 const SERVERS = wanted.filter((name) => {

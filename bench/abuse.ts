@@ -13,6 +13,8 @@ export interface AbuseResult {
   editBytes: number;
   acked: number;
   refused: Record<string, number>;
+  /** How the abusers' connections ended before the run did, by close code. */
+  abuserCloses: Record<string, number>;
   peakRssMb: number;
   idleRssMb: number;
   bystander: { acked: number; resyncs: number; errors: number; closed: number | null; worstAckMs: number };
@@ -80,8 +82,16 @@ export async function abuse(server: ServerProcess, options: { abusers: number; s
     } else if (message.operation === 'resync') bystander.resyncs++;
     else if (message.operation === 'error') bystander.errors++;
   });
-  watcher.socket.on('close', (code) => (bystander.closed = code));
-  for (const editor of abusers) sendReplacement(editor);
+  watcher.socket.on('close', (code) => {
+    if (!stopping) bystander.closed = code;
+  });
+  const abuserCloses: Record<string, number> = {};
+  for (const editor of abusers) {
+    editor.socket.on('close', (code) => {
+      if (!stopping) abuserCloses[code] = (abuserCloses[code] ?? 0) + 1;
+    });
+    sendReplacement(editor);
+  }
   let peak = idleRssMb;
   const deadline = Date.now() + options.seconds * 1000;
   while (Date.now() < deadline) {
@@ -92,14 +102,14 @@ export async function abuse(server: ServerProcess, options: { abusers: number; s
   }
   stopping = true;
   for (const editor of [...abusers, watcher]) editor.socket.close();
-  return { abusers: options.abusers, seconds: options.seconds, editBytes: options.editBytes, acked, refused, peakRssMb: Math.round(peak), idleRssMb: Math.round(idleRssMb), bystander };
+  return { abusers: options.abusers, seconds: options.seconds, editBytes: options.editBytes, acked, refused, abuserCloses, peakRssMb: Math.round(peak), idleRssMb: Math.round(idleRssMb), bystander };
 }
 
 export function summariseAbuse(result: AbuseResult): string[] {
   return [
     `## One abusive codespace (default settings, memory backplane): ${result.abusers} tmp- editors replacing ${Math.round(result.editBytes / 1024)} KiB per edit for ${result.seconds} s`,
     '',
-    `- server RSS with its workers: ${result.idleRssMb} MiB before, ${result.peakRssMb} MiB at the peak; ${result.acked} replacements acked, refused: ${JSON.stringify(result.refused)}`,
+    `- server RSS with its workers: ${result.idleRssMb} MiB before, ${result.peakRssMb} MiB at the peak; ${result.acked} replacements acked, refused: ${JSON.stringify(result.refused)}, abusers closed: ${JSON.stringify(result.abuserCloses)}`,
     `- the bystander codespace: ${result.bystander.acked} edits acked (worst ack ${result.bystander.worstAckMs} ms), ${result.bystander.resyncs} resyncs, ${result.bystander.errors} errors, ${result.bystander.closed === null ? 'never closed' : `closed ${result.bystander.closed}`}`,
     '',
   ];

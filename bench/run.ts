@@ -446,7 +446,8 @@ async function main(): Promise<void> {
     if (ONLY.has('abuse')) {
       const server = await startNamed('memory');
       try {
-        results.abuse = await abuse(server, { abusers: 3, seconds: QUICK ? 8 : 20, editBytes: 1 << 20, maxEdits: 5_000 });
+        // Just under MAX_MESSAGE_BYTES (1 MiB) once framed as JSON, as the issue's abuser did.
+        results.abuse = await abuse(server, { abusers: 3, seconds: QUICK ? 8 : 20, editBytes: 1_000_000, maxEdits: 5_000 });
         log(`abuse: ${JSON.stringify(results.abuse)}`);
       } finally {
         await server.stop();

@@ -146,7 +146,8 @@ export class VersionlessClients implements ServerView {
   installed(entry: LogEntry, text: Text, set: ChangeSet = changeSetOf(entry.changes, entry.docLength)): void {
     const step: Recent = { version: entry.version, set, sender: entry.sender, text, at: this.#now() };
     this.#recent.push(step);
-    if (this.#recent.length > RECENT_VERSIONS) {
+    // Trimmed in chunks, not one version at every commit (a shift moves the whole array).
+    if (this.#recent.length > 2 * RECENT_VERSIONS) {
       const dropped = this.#recent.splice(0, this.#recent.length - RECENT_VERSIONS);
       const last = dropped[dropped.length - 1];
       this.#floor = { version: last.version, text: last.text };

@@ -88,7 +88,7 @@ export class Hub {
       // One worker for codespaces that crashed or hung before (none in-process: no thread to spare).
       ...(config.workers > 0 ? { quarantine: () => new ChannelPool(1, config.workerMaxOldMb, log) } : {}),
       store: this.store,
-      settings: { history: config.history, historyBytes: config.historyBytes, maxDocLength: config.maxDocLength, snapshotIntervalMs: config.snapshotIntervalMs, backplane: backplaneSettingsOf(config, this.#dataDir?.lock.path) },
+      settings: { history: config.history, historyBytes: config.historyBytes, maxDocLength: config.maxDocLength, snapshotIntervalMs: snapshotIntervalOf(config), backplane: backplaneSettingsOf(config, this.#dataDir?.lock.path) },
       channelGraceMs: config.channelGraceMs,
       maxRestarts: config.maxRestarts,
       restartWindowMs: config.restartWindowMs,
@@ -209,6 +209,19 @@ function openDataDir(config: Config): { lock: DataDirLock; options: FileBackplan
     throw new DataDirError(`DATA_DIR ${lock.path}: the store cannot be opened: ${error instanceof Error ? error.message : String(error)}`);
   }
   return { lock, options };
+}
+
+/**
+ * SNAPSHOT_INTERVAL_MS bounds how stale the stored text (`code`) may be where something else
+ * reads it: the SharePython API reads the Redis hash. The memory and file stores serve the text
+ * with every acked change replayed (the code route), so there a snapshot only bounds the replay,
+ * and taking one every 250 ms on every busy channel cost 10-20 % of the CPU per delivery at
+ * 100 x 10 (bench, A/B in one session).
+ */
+const LOCAL_SNAPSHOT_INTERVAL_MS = 5_000;
+
+function snapshotIntervalOf(config: Config): number {
+  return config.redisUrl ? config.snapshotIntervalMs : Math.max(config.snapshotIntervalMs, LOCAL_SNAPSHOT_INTERVAL_MS);
 }
 
 function backplaneSettingsOf(config: Config, dataDir: string | undefined): BackplaneSettings {

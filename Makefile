@@ -18,7 +18,6 @@ install: $(NODE_MODULES_STAMP)
 BUILD_STAMP := dist/.built
 $(BUILD_STAMP): $(NODE_MODULES_STAMP) $(shell find src -type f) scripts/build_pages.mjs scripts/build.mjs tsconfig.json tsconfig.build.json
 	node scripts/build.mjs
-	@touch $@
 
 build: $(BUILD_STAMP)
 

@@ -97,9 +97,11 @@ describe('main', () => {
         });
         expect(line).toMatch(new RegExp(`\\(1 worker, memory backplane, ${runtime} [0-9.]+\\)$`));
       } finally {
-        const exited = once(make, 'exit');
-        process.kill(-make.pid!, 'SIGTERM');
-        await exited;
+        if (make.exitCode === null && make.signalCode === null) {
+          const exited = once(make, 'exit');
+          process.kill(-make.pid!, 'SIGTERM');
+          await exited;
+        }
       }
     });
   }

@@ -45,7 +45,8 @@ async function textsOf(token: string): Promise<string[]> {
   }));
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+/** Polls `check` until it holds; generous, for a machine busy with other test files. */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -82,7 +83,7 @@ describe('Redis restarted empty, two instances', () => {
     expect(connected.data.epoch).not.toBe(epoch);
     expect(await append(onB, 0, 0, 'B!', 'b1')).toMatchObject({ operation: 'ack', version: 1 });
     process.kill(a.process.pid!, 'SIGCONT');
-    await onA.next((m) => m.operation === 'resync', 20_000);
+    await onA.next((m) => m.operation === 'resync', 60_000);
     let texts: string[] = [];
     await until('both instances on one text', async () => {
       texts = await textsOf(token);
@@ -93,7 +94,7 @@ describe('Redis restarted empty, two instances', () => {
     const resumed = await join(a, token, `version=20&epoch=${epoch}`);
     expect(resumed.connected.data.resumed).toBeUndefined();
     expect(resumed.connected.data.code).toBe(texts[0]);
-  });
+  }, 120_000);
 
   it('no join in between: A writes its history back with its epoch, and a resume is served from it', async () => {
     const [a] = await twoInstances();
@@ -107,5 +108,5 @@ describe('Redis restarted empty, two instances', () => {
     expect(resumed.connected.data).toMatchObject({ resumed: true, version: 20, epoch });
     const fresh = await join(instances[1], token);
     expect(fresh.connected.data.code).toBe(text);
-  });
+  }, 120_000);
 });

@@ -90,6 +90,8 @@ export class Channel {
   #stats: ChannelStats = { out: {}, errors: {}, commitS: [], lagS: 0 };
   readonly #threadLagS: () => number;
   readonly #overBudget: () => boolean;
+  /** A reconcile with the store failed (it was not back yet): the next ticks try again. */
+  #reconcilePending = false;
   /** Bytes of changes installed since the last snapshot: a snapshot is due past HISTORY_BYTES/2. */
   #bytesSinceSnapshot = 0;
   /** When the client message being handled reached the channel (for the fan-out latency). */
@@ -239,7 +241,7 @@ export class Channel {
     switch (event.kind) {
       case 'entry':
         if (event.epoch !== this.#doc.epoch) {
-          await this.#reconcile(); // committed to another history than ours: never apply it
+          await this.#reconcileOrRetry(); // committed to another history than ours: never apply it
           return;
         }
         if (event.entry.version <= this.#doc.version) return; // our own echo, or already read from the log
@@ -251,7 +253,7 @@ export class Channel {
       case 'reconnected':
         // Pub/sub drops what was published while it was away; and a Redis that restarted empty
         // must get back what this channel holds.
-        await this.#reconcile();
+        await this.#reconcileOrRetry();
         return;
       default: {
         const unexpected: never = event;
@@ -331,6 +333,15 @@ export class Channel {
     return false;
   }
 
+  /**
+   * The subscriber can be back before the command connection is: a reconcile that could not
+   * read the store is tried again at the next ticks until it can (else a Redis that restarted
+   * empty would not get this channel's history back until someone edits).
+   */
+  async #reconcileOrRetry(): Promise<void> {
+    this.#reconcilePending = !(await this.#reconcile());
+  }
+
   /** The store's last entry is ours too: the store holds a prefix of our history. */
   #sharesTail(stored: StoredDoc): boolean {
     if (stored.version === 0) return true;
@@ -381,6 +392,7 @@ export class Channel {
 
   async #tick(now: number): Promise<void> {
     this.#now = now;
+    if (this.#reconcilePending) await this.#reconcileOrRetry();
     if (this.#dirtySince !== null && now - this.#dirtySince >= this.#settings.snapshotIntervalMs) await this.#snapshot();
     if (this.#members.size > 0 && now - this.#lastTouch >= this.#touchEveryMs) {
       this.#lastTouch = now;
@@ -439,7 +451,7 @@ export class Channel {
    */
   advanceClock(now: number): boolean {
     this.#now = now;
-    return this.#dirtySince !== null || (this.#members.size > 0 && now - this.#lastTouch >= this.#touchEveryMs);
+    return this.#reconcilePending || this.#dirtySince !== null || (this.#members.size > 0 && now - this.#lastTouch >= this.#touchEveryMs);
   }
 
   #recordCommit(seconds: number): void {

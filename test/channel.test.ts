@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Channel } from '../src/actors/channel.ts';
 import type { ChannelOutbound } from '../src/actors/envelopes.ts';
 import { MemoryBackplane } from '../src/backplane/memory_backplane.ts';
+import type { Backplane } from '../src/backplane/backplane.ts';
 import { TextDoc } from '../src/doc/text_doc.ts';
 import { decodeServerFrame } from '../src/protocol/codec.ts';
 
@@ -62,4 +63,48 @@ describe('Channel', () => {
       expect(sent.filter((e) => e.type === 'broadcast')).toHaveLength(1);
     });
   });
+
+  describe('reconcile', () => {
+    /** A store that can restart empty, and fail its next loads (its command connection not back yet). */
+    function restartableStore() {
+      const state = { store: new MemoryBackplane({ history: 100 }), failLoads: 0 };
+      const backplane: Backplane = {
+        load: async (codespace) => {
+          if (state.failLoads > 0) {
+            state.failLoads--;
+            throw new Error('connection is not ready');
+          }
+          return state.store.load(codespace);
+        },
+        commit: (codespace, entry, epoch) => state.store.commit(codespace, entry, epoch),
+        saveSnapshot: (codespace, text, version, epoch) => state.store.saveSnapshot(codespace, text, version, epoch),
+        readLog: (codespace, version) => state.store.readLog(codespace, version),
+        restore: (codespace, doc) => state.store.restore(codespace, doc),
+        subscribe: async () => {},
+        unsubscribe: () => {},
+        publishSelection: () => {},
+        touch: async () => {},
+      };
+      return { state, backplane };
+    }
+
+    it('writes its history back into a store that came back empty, trying again at the ticks while the store cannot be read', async () => {
+      const { state, backplane } = restartableStore();
+      const doc = new TextDoc(state.store.loadNow('cs'), SETTINGS);
+      const channel = new Channel({ codespace: 'cs', doc, backplane, send: () => {}, settings: SETTINGS, snapshotEvery: 50, touchEveryMs: 60_000 });
+      await channel.handle(join('a'));
+      for (const [version, insert] of [[0, 'x'], [1, 'y']] as const) {
+        await channel.handle({ type: 'client', session: 'a', msg: { operation: 'insert_value', changes: [{ from: 0, to: 0, insert }], version } });
+      }
+      state.store = new MemoryBackplane({ history: 100 }); // restarted empty
+      state.failLoads = 2;
+      await channel.handle({ type: 'remote', event: { kind: 'reconnected' } });
+      expect(state.store.size).toBe(0);
+      expect(channel.advanceClock(1_000)).toBe(true);
+      await channel.handle({ type: 'tick', now: 1_000 }); // still failing
+      await channel.handle({ type: 'tick', now: 2_000 });
+      expect(state.store.loadNow('cs')).toMatchObject({ version: 2, text: 'yx', epoch: doc.epoch });
+    });
+  });
 });
+

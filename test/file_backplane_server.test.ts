@@ -11,6 +11,8 @@ import { DataDirError } from '../src/backplane/data_dir.ts';
 import { loadConfig } from '../src/config.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { canMount, mountTmpfs, unmount } from './support/tmpfs.ts';
+
+const isBun = (globalThis as { Bun?: unknown }).Bun !== undefined;
 import { TestClient, waitFor, type Message } from './support/ws_client.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'codespace-file-server-'));
@@ -76,7 +78,10 @@ describe('the server on a file backplane', () => {
 
   // Needs root (mount), as here and in CI: lmdb-js grows its map by itself, so only a small
   // filesystem makes a full disk.
-  it.runIf(canMount(newDir()))('answers edits `unavailable` on a full disk, keeps its channels, and takes edits again once there is space', async () => {
+  // Not on Bun: Bun 1.4.5 with lmdb's native addon in worker threads aborted the whole test
+  // process on a full disk ("malloc(): corrupted top size", then "Bun has crashed"), in CI on
+  // 2026-12-02; the file backplane's own full-disk test (file_backplane.test.ts) runs on Bun.
+  it.runIf(canMount(newDir()) && !isBun)('answers edits `unavailable` on a full disk, keeps its channels, and takes edits again once there is space', async () => {
     const mountPoint = newDir();
     expect(mountTmpfs(mountPoint, 'size=4m')).toBe(true);
     try {

@@ -13,6 +13,7 @@
  * - `log`: [codespace, version] → LogEntry, kept for HISTORY versions behind the snapshot. The
  *   refs of those entries are the ref-dedupe state, so it survives a restart with them.
  */
+import { statfs } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
@@ -61,6 +62,53 @@ function openLmdb(options: { path: string } & Record<string, unknown>): RootData
   return lmdbOpen(options as never);
 }
 
+/**
+ * Free space kept under DATA_DIR. lmdb's native side aborted whole test processes (Node and Bun,
+ * CI on 2026-12-02: "malloc(): corrupted top size") when a write met ENOSPC, so a write that
+ * would leave less than this is refused (`unavailable`, nothing written) before the disk is full.
+ */
+const DISK_RESERVE_BYTES = 1 << 20;
+/** How long a free-space reading is trusted while there is plenty. */
+const DISK_CHECK_MS = 100;
+
+/** The free space under a directory, read at most every DISK_CHECK_MS, and at once when short. */
+class DiskGuard {
+  readonly #path: string;
+  #free = Number.POSITIVE_INFINITY;
+  #checkedAt = 0;
+  /** Bytes written since the last reading, counted against it. */
+  #written = 0;
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  /** True if `bytes` (with LMDB's page and copy-on-write overhead) leave the reserve free. */
+  async allows(bytes: number): Promise<boolean> {
+    const needed = DISK_RESERVE_BYTES + 4 * bytes + 64 * 1024;
+    if (Date.now() - this.#checkedAt > DISK_CHECK_MS || this.#free - this.#written < needed) await this.#read();
+    if (this.#free - this.#written < needed) return false;
+    this.#written += 2 * bytes;
+    return true;
+  }
+
+  async #read(): Promise<void> {
+    try {
+      const stats = await statfs(this.#path);
+      this.#free = Number(stats.bavail) * Number(stats.bsize);
+    } catch {
+      this.#free = Number.POSITIVE_INFINITY; // a runtime without statfs: no guard rather than no service
+    }
+    this.#checkedAt = Date.now();
+    this.#written = 0;
+  }
+}
+
+/** What a change weighs on disk, roughly: its JSON. */
+function bytesOf(value: unknown): number {
+  return JSON.stringify(value).length * 2;
+}
+
 export class FileBackplane implements Backplane {
   readonly #options: FileBackplaneOptions;
   readonly #root: RootDatabase;
@@ -69,9 +117,11 @@ export class FileBackplane implements Backplane {
   readonly #snapshots: Database<string, string>;
   readonly #log: Database<LogEntry, LogKey>;
   #closed = false;
+  readonly #disk: DiskGuard;
 
   constructor(options: FileBackplaneOptions) {
     this.#options = options;
+    this.#disk = new DiskGuard(options.path);
     this.#root = openLmdb({
       path: options.path,
       maxDbs: 8,
@@ -127,6 +177,7 @@ export class FileBackplane implements Backplane {
     try {
       const stored = this.#current(codespace);
       if (!stored || entry.version !== stored.version + 1 || stored.meta.epoch !== epoch) return conflict(stored, entry, epoch);
+      if (!(await this.#disk.allows(bytesOf(entry)))) return { ok: false, reason: 'unavailable', message: 'file store: the disk is (nearly) full' };
       const meta: DocMeta = { ...stored.meta, activeAtMs: Date.now() };
       const written = await this.#writeIf(codespace, stored, () => {
         this.#meta.put(codespace, meta, entry.version);
@@ -143,6 +194,7 @@ export class FileBackplane implements Backplane {
   async saveSnapshot(codespace: string, text: string, version: number, epoch: string): Promise<void> {
     const stored = this.#current(codespace);
     if (!stored || stored.meta.epoch !== epoch || version <= stored.meta.snapshotVersion || version > stored.version) return;
+    if (!(await this.#disk.allows(2 * text.length))) throw new Error('file store: the disk is (nearly) full; the snapshot waits');
     const trimmed = this.#logKeys(codespace, keepLogFrom(version, this.#options.history));
     const written = await this.#writeIf(codespace, stored, () => {
       this.#snapshots.put(codespace, text);

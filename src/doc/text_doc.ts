@@ -227,7 +227,10 @@ export class TextDoc {
     }
     const shapeError = checkChangeShape(request.changes, baseLength);
     if (shapeError) return reject('invalid_change', shapeError);
-    if (base === this.#version && isCanonical(request.changes)) return this.#prepareCurrent(request, sender, author);
+    // The fast path (issue 15): a change made on the current version needs no rebase, and when its
+    // specs are already in the broadcast's form (non-empty, apart, in order) the set built from
+    // them is the one every other party rebuilds: built once, not three times.
+    const asBroadcast = base === this.#version && isCanonical(request.changes);
     let set = changeSetOf(request.changes, baseLength);
     for (let i = base - this.oldestBase; i < this.#history.length; i++) set = set.map(this.#history[i].set);
     const splitError = this.#checkSurrogateSplits(set);
@@ -235,7 +238,7 @@ export class TextDoc {
     if (set.newLength > this.#maxLength && set.newLength > set.length) {
       return reject('too_large', `the document would be ${set.newLength} long; the limit is ${this.#maxLength}`);
     }
-    const changes = specsOf(set);
+    const changes = asBroadcast ? request.changes.map(({ from, to, insert }) => ({ from, to, insert })) : specsOf(set);
     const entry: LogEntry = { version: this.#version + 1, changes, docLength: this.#text.length, sender };
     if (request.ref !== undefined) {
       entry.ref = request.ref;
@@ -244,27 +247,7 @@ export class TextDoc {
     // Keep the set every other party rebuilds from the broadcast, not the mapped one: the two
     // apply alike but can map differently (an insertion next to a deletion is one replacement
     // once it went through `changes`), and rebasing over different structures diverges.
-    return { kind: 'ready', entry, set: changeSetOf(changes, entry.docLength) };
-  }
-
-  /**
-   * The fast path (issue 15): a change made on the current version needs no rebase, and when
-   * its specs are already in the broadcast's form (non-empty, apart, in order) the set built
-   * from them is the one every other party rebuilds, so it is built once, not three times.
-   */
-  #prepareCurrent(request: EditRequest, sender: string, author: string): PrepareResult {
-    const set = changeSetOf(request.changes, this.#text.length);
-    const splitError = this.#checkSurrogateSplits(set);
-    if (splitError) return reject('invalid_change', splitError);
-    if (set.newLength > this.#maxLength && set.newLength > set.length) {
-      return reject('too_large', `the document would be ${set.newLength} long; the limit is ${this.#maxLength}`);
-    }
-    const entry: LogEntry = { version: this.#version + 1, changes: request.changes.map(({ from, to, insert }) => ({ from, to, insert })), docLength: this.#text.length, sender };
-    if (request.ref !== undefined) {
-      entry.ref = request.ref;
-      entry.author = author;
-    }
-    return { kind: 'ready', entry, set };
+    return { kind: 'ready', entry, set: asBroadcast ? set : changeSetOf(changes, entry.docLength) };
   }
 
   /** Applies a committed entry: one this doc prepared, or one committed elsewhere. */

@@ -5,7 +5,7 @@
  * never cast and trusted.
  */
 import type { LogEntry } from '../doc/text_doc.ts';
-import type { ChangeSpec } from '../protocol/messages.ts';
+import { isNonNegativeInteger, isRecord, readChanges } from '../protocol/validate.ts';
 
 /** Payloads dropped because they did not fit, for tests and the log. */
 export const droppedPayloads = { count: 0 };
@@ -24,29 +24,12 @@ export interface SelectionPayload {
 
 export type Published = { kind: 'entry'; payload: EntryPayload } | { kind: 'selection'; payload: SelectionPayload };
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-function changesOf(value: unknown): ChangeSpec[] | null {
-  if (!Array.isArray(value)) return null;
-  const changes: ChangeSpec[] = [];
-  for (const change of value) {
-    if (!isRecord(change) || !isCount(change.from) || !isCount(change.to) || typeof change.insert !== 'string') return null;
-    changes.push({ from: change.from, to: change.to, insert: change.insert });
-  }
-  return changes;
-}
-
 /** A log entry rebuilt from its known fields; null when it does not fit. */
 export function entryFrom(value: unknown): LogEntry | null {
-  if (!isRecord(value) || !isCount(value.version) || value.version < 1 || !isCount(value.docLength) || typeof value.sender !== 'string') return null;
-  const changes = changesOf(value.changes);
-  if (!changes) return null;
+  if (!isRecord(value) || !isNonNegativeInteger(value.version) || value.version < 1 || !isNonNegativeInteger(value.docLength) || typeof value.sender !== 'string') return null;
+  // The same rebuild as a client's changes get (validate.ts): only the known fields, each checked.
+  const changes = readChanges(value.changes);
+  if (typeof changes === 'string') return null;
   const entry: LogEntry = { version: value.version, changes, docLength: value.docLength, sender: value.sender };
   if (typeof value.ref === 'string') entry.ref = value.ref;
   if (typeof value.author === 'string') entry.author = value.author;

@@ -19,11 +19,11 @@ const MAX_SCALAR_STRING = 256;
 /** Server-set fields of a relayed selection: whatever the client put there is overwritten. */
 const SERVER_FIELDS = new Set(['operation', 'selections', 'sender', 'version']);
 
-function isNonNegativeInteger(value: unknown): value is number {
+export function isNonNegativeInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
 }
 
@@ -35,7 +35,7 @@ function malformed(message: string, ref: string | undefined): Refusal {
  * The changes rebuilt from their known fields (extra ones are dropped here, so nothing a client
  * nests in a change crosses to the worker), or why not. A BigInt (msgpack uint64) is no number.
  */
-function readChanges(value: unknown): ChangeSpec[] | string {
+export function readChanges(value: unknown): ChangeSpec[] | string {
   if (!Array.isArray(value)) return '`changes` must be an array of objects';
   const changes: ChangeSpec[] = [];
   for (let i = 0; i < value.length; i++) {

@@ -55,6 +55,53 @@ export function treeCpuSeconds(pid: number): number {
   return ticks / CLOCK_TICKS;
 }
 
+/**
+ * CPU seconds (user + system) so far of each thread of `pid` and its descendants, keyed
+ * `pid/tid`; a process's own thread (its event loop) has tid = pid. Node names every thread
+ * "node", so the caller tells worker threads from V8's and libuv's helpers by what they used.
+ */
+export function threadCpuSeconds(pid: number): Map<string, number> {
+  const seconds = new Map<string, number>();
+  for (const each of processTree(pid)) {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${each}/task`);
+    } catch {
+      continue;
+    }
+    for (const task of tasks) {
+      try {
+        const stat = readFileSync(`/proc/${each}/task/${task}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        seconds.set(`${each}/${task}`, (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  }
+  return seconds;
+}
+
+/**
+ * What each thread used between two readings: the event loops (`main`, one per process), the
+ * busiest other threads one by one (`threads`, highest first: the worker threads running the
+ * channels, where there are any), and the rest (`helpers`: GC, compiler, libuv pool).
+ */
+export function threadCpuBetween(before: Map<string, number>, after: Map<string, number>, busiest: number): { main: number; threads: number[]; helpers: number } {
+  let main = 0;
+  const others: number[] = [];
+  for (const [key, cpu] of after) {
+    const used = cpu - (before.get(key) ?? 0);
+    const [pid, tid] = key.split('/');
+    if (pid === tid) main += used;
+    else others.push(used);
+  }
+  others.sort((a, b) => b - a);
+  const threads = others.slice(0, busiest);
+  const helpers = others.slice(busiest).reduce((sum, each) => sum + each, 0);
+  return { main, threads, helpers };
+}
+
 /** Resident set size of `pid` and its descendants, in bytes. */
 export function treeRssBytes(pid: number): number {
   let kib = 0;

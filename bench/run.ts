@@ -4,7 +4,9 @@
  * same way in the same session. Writes bench/results/<timestamp>.json and bench/results/latest.md.
  *
  *   --quick              fewer, shorter steps; memory backplane only; 2,000 idle connections
- *   --only=a,b           fanout, latency, idle, recovery, store, abuse (default: all)
+ *   --only=a,b           cost, fanout, latency, idle, recovery, store, abuse (default: all)
+ *   --cost-runs=N        cost runs per server, interleaved; the median is reported (default 3, quick 1)
+ *   --cost-rates=a,b     per-client rates of the cost row (default 4,6,8)
  *   --idle-runs=N        idle runs per server, interleaved; the median is reported (default 3, quick 1)
  *   --servers=a,b        naive, memory (the default: workers = cores), inproc (WORKERS=0: channels
  *                        on the main thread), redis, redis-x2 (INSTANCES=2 on Redis); default: all
@@ -22,12 +24,12 @@ import { fileURLToPath } from 'node:url';
 import { startRedis, type TestRedis } from '../test/support/redis.ts';
 import { abuse, summariseAbuse, type AbuseResult } from './abuse.ts';
 import { defaultConfig } from '../src/config.ts';
-import { hasRedisServer, startLoadGenerator, startServerProcess, treeCpuSeconds, treeRssBytes, type ServerProcess } from './procs.ts';
+import { hasRedisServer, startLoadGenerator, startServerProcess, threadCpuBetween, threadCpuSeconds, treeCpuSeconds, treeRssBytes, type ServerProcess } from './procs.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => args.find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = args.includes('--quick');
-const ONLY = new Set((flag('only') ?? 'fanout,latency,idle,recovery,store,abuse').split(','));
+const ONLY = new Set((flag('only') ?? 'cost,fanout,latency,idle,recovery,store,abuse').split(','));
 const LABEL = flag('label') ?? '';
 const STEP_S = QUICK ? 2 : 3;
 const FACTOR = QUICK ? 1.7 : 1.5;
@@ -152,6 +154,57 @@ async function storeRow(name: ServerName, rate: number): Promise<Record<string, 
     const commitMs = { p50: toMs(quantileBetween(before, after, 0.5)), p99: toMs(quantileBetween(before, after, 0.99)), commits: (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0) };
     log(`store ${name}: commit p50 ${commitMs.p50} ms, p99 ${commitMs.p99} ms (${commitMs.commits} commits), ${result.serverUsPerDelivery} µs/delivery`);
     return { server: name, commitMs, result };
+  } finally {
+    await loadgen.stop();
+    await server.stop();
+  }
+}
+
+interface CostStep {
+  ratePerClient: number;
+  usPerDelivery: number;
+  /** µs per delivery on the event loop(s), on each of the busiest other threads, on the rest. */
+  mainUs: number;
+  threadsUs: number[];
+  helpersUs: number;
+  deliveredRatio: number;
+  p99Ms: number;
+}
+
+const COST_RUNS = Number(flag('cost-runs') ?? (QUICK ? 1 : 3));
+const COST_RATES = (flag('cost-rates') ?? '4,6,8').split(',').map(Number);
+const COST_STEP_S = QUICK ? 3 : 4;
+
+/**
+ * Issue 15's cost figure: 100 × 10 at fixed per-client rates (the same for every server), the
+ * server's CPU per delivery, split by thread from /proc (event loop, worker threads, helpers).
+ */
+async function costRun(name: ServerName): Promise<CostStep[]> {
+  const server = await startNamed(name);
+  const loadgen = startLoadGenerator();
+  const workerThreads = name === 'naive' || name === 'inproc' ? 0 : name === 'redis-x2' ? 2 : cpus().length;
+  try {
+    const shape = SHAPES[0];
+    const joined = await loadgen.run<{ connected: number }>({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms: shape.rooms, clients: shape.clients, prefix: `tmp-bench-cost-${Date.now()}` });
+    if (joined.connected < shape.rooms * shape.clients) throw new Error(`${name}: only ${joined.connected} of ${shape.rooms * shape.clients} clients joined`);
+    await measureStep(server, loadgen, COST_RATES[0], 2);
+    const steps: CostStep[] = [];
+    for (const rate of COST_RATES) {
+      const before = threadCpuSeconds(server.pid);
+      const result = await measureStep(server, loadgen, rate, COST_STEP_S);
+      const split = threadCpuBetween(before, threadCpuSeconds(server.pid), workerThreads);
+      const perDelivery = (seconds: number): number => (result.delivered > 0 ? round2((seconds * 1e6) / result.delivered) : 0);
+      steps.push({
+        ratePerClient: rate,
+        usPerDelivery: result.serverUsPerDelivery ?? 0,
+        mainUs: perDelivery(split.main),
+        threadsUs: split.threads.map(perDelivery),
+        helpersUs: perDelivery(split.helpers),
+        deliveredRatio: round2(result.deliveredRatio),
+        p99Ms: result.latencyMs.p99,
+      });
+    }
+    return steps;
   } finally {
     await loadgen.stop();
     await server.stop();
@@ -338,6 +391,18 @@ function summarise(results: Record<string, any>): string {
   lines.push(`# Benchmark results ${results.startedAt}${results.label ? ` (${results.label})` : ''}`, '');
   lines.push(`Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Node ${m.node}, commit ${m.commit}, load average at start ${m.loadavgAtStart}.`);
   lines.push(`Command: \`${results.command}\`. Took ${results.seconds} s.`, '');
+  if (results.cost) {
+    lines.push(`## Cost: server CPU µs per delivery, 100 × 10 at fixed rates (${results.cost.runs} run(s) per server, interleaved; the median run per rate)`, '');
+    lines.push('| server | msgs/s per client | µs/delivery | × naive | event loop | worker threads | helpers | delivered | p99 ms |');
+    lines.push('|---|---|---|---|---|---|---|---|---|');
+    for (const row of results.cost.rows) {
+      for (const step of row.steps as CostStep[]) {
+        const naive = results.cost.rows.find((each: any) => each.server === 'naive')?.steps.find((each: CostStep) => each.ratePerClient === step.ratePerClient);
+        lines.push(`| ${row.server} | ${step.ratePerClient} | ${step.usPerDelivery} | ${ratio(step.usPerDelivery, naive?.usPerDelivery)} | ${step.mainUs} | ${step.threadsUs.join(' + ') || '–'} | ${step.helpersUs} | ${Math.round(step.deliveredRatio * 100)} % | ${step.p99Ms} |`);
+      }
+    }
+    lines.push('');
+  }
   if (results.fanout) {
     lines.push('## Fan-out: highest delivered messages/s with p99 ≤ 50 ms and ≥ 95 % delivered', '');
     lines.push('| shape | server | best delivered/s | × naive | rate/client | p99 ms | server CPU µs/delivery (× naive) | generator CPU |');
@@ -408,6 +473,19 @@ async function main(): Promise<void> {
   const results: Record<string, any> = { startedAt: new Date(started).toISOString(), label: LABEL, command: `node --import tsx bench/run.ts ${args.join(' ')}`.trim(), quick: QUICK, machine: machine(), notes };
   const generatorCpus: number[] = [];
   try {
+    if (ONLY.has('cost')) {
+      const runs = new Map<ServerName, CostStep[][]>(SERVERS.map((name) => [name, []]));
+      for (let run = 0; run < COST_RUNS; run++) for (const name of SERVERS) runs.get(name)!.push(await costRun(name));
+      // Per rate, the run with the median CPU per delivery.
+      const rows = SERVERS.map((name) => ({
+        server: name,
+        steps: COST_RATES.map((_, i) => {
+          const each = runs.get(name)!.map((steps) => steps[i]).sort((a, b) => a.usPerDelivery - b.usPerDelivery);
+          return { ...each[Math.floor((each.length - 1) / 2)], runs: each.map((step) => step.usPerDelivery) };
+        }),
+      }));
+      results.cost = { runs: COST_RUNS, rates: COST_RATES, rows };
+    }
     if (ONLY.has('fanout')) {
       results.fanout = [];
       for (const shape of SHAPES) {

@@ -7,7 +7,7 @@
 import { Redis } from 'ioredis';
 import type { LogEntry, StoredDoc } from '../doc/text_doc.ts';
 import { changeSetOf, newEpoch, textOf, LINE_SEPARATOR } from '../doc/text_doc.ts';
-import { encodeEntryPayload, encodeSelectionPayload, parsePublished, parseStoredEntry } from './redis_payloads.ts';
+import { encodeEntryPayload, encodeSelectionPayload, isOwnEcho, parsePublished, parseStoredEntry } from './redis_payloads.ts';
 import { normalizeLineBreaks } from '../doc/line_breaks.ts';
 import type { Backplane, CommitResult, RemoteListener } from './backplane.ts';
 import { COMMIT_LUA, LOAD_LUA, READ_LOG_LUA, RESTORE_LUA, SNAPSHOT_LUA, TOUCH_LUA } from './redis_scripts.ts';
@@ -45,7 +45,7 @@ export class RedisBackplane implements Backplane {
   readonly #subscriber: Redis;
   /** Pub/sub channel → listener of the channel actor hosted here. */
   readonly #listeners = new Map<string, RemoteListener>();
-  /** Tags our own selections so the subscriber can drop their echo. */
+  /** Tags what this instance publishes, so the subscriber drops its echo unread. */
   readonly #origin = `${process.pid}.${Math.random().toString(36).slice(2, 10)}`;
   #subscriberWasReady = false;
   /** Settles at the command connection's first `ready`; until then calls wait for it. */
@@ -117,7 +117,7 @@ export class RedisBackplane implements Backplane {
         this.#ttlOf(codespace),
         this.#hash(codespace),
         epoch,
-        encodeEntryPayload({ epoch, entry }),
+        encodeEntryPayload({ origin: this.#origin, epoch, entry }),
       );
       if (ok === 1) return { ok: true };
       const message = `the store is at version ${stored} of ${storedEpoch || 'no history'}, not ${entry.version - 1} of ${epoch}`;
@@ -219,10 +219,10 @@ export class RedisBackplane implements Backplane {
 
   readonly #subscriberOnMessage = (channel: string, message: string): void => {
     const listener = this.#listeners.get(channel);
-    if (!listener) return;
+    if (!listener || isOwnEcho(message, this.#origin)) return;
     const published = parsePublished(message);
     if (published?.kind === 'entry') listener({ kind: 'entry', epoch: published.payload.epoch, entry: published.payload.entry });
-    else if (published?.kind === 'selection' && published.payload.origin !== this.#origin) listener({ kind: 'selection', message: published.payload.message });
+    else if (published?.kind === 'selection') listener({ kind: 'selection', message: published.payload.message });
   };
 }
 

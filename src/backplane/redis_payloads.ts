@@ -10,8 +10,12 @@ import { isNonNegativeInteger, isRecord, readChanges } from '../protocol/validat
 /** Payloads dropped because they did not fit, for tests and the log. */
 export const droppedPayloads = { count: 0 };
 
-/** A committed change, as published: `e` + JSON. */
+/**
+ * A committed change, as published: `e` + JSON, `o` first: the publishing instance, whose own
+ * echo is recognised by its first bytes and never parsed (`isOwnEcho`).
+ */
 export interface EntryPayload {
+  origin: string;
   epoch: string;
   entry: LogEntry;
 }
@@ -52,11 +56,19 @@ export function parseStoredEntry(text: string | undefined): LogEntry | null {
 }
 
 export function encodeEntryPayload(payload: EntryPayload): string {
-  return 'e' + JSON.stringify({ epoch: payload.epoch, entry: payload.entry });
+  return 'e' + JSON.stringify({ o: payload.origin, epoch: payload.epoch, entry: payload.entry });
 }
 
 export function encodeSelectionPayload(payload: SelectionPayload): string {
   return 's' + JSON.stringify({ o: payload.origin, m: payload.message });
+}
+
+/**
+ * True for what `origin` published itself (both kinds start `<kind>{"o":"<origin>",`): pub/sub
+ * hands every instance its own messages back, and those need no parsing (issue 15).
+ */
+export function isOwnEcho(message: string, origin: string): boolean {
+  return message.startsWith(origin, 7) && message.startsWith('{"o":"', 1) && message.startsWith('",', 7 + origin.length);
 }
 
 /** A pub/sub message; null (and counted) when it does not fit. */
@@ -64,7 +76,7 @@ export function parsePublished(message: string): Published | null {
   const body = parseJson(message.slice(1));
   if (message[0] === 'e' && isRecord(body) && typeof body.epoch === 'string') {
     const entry = entryFrom(body.entry);
-    if (entry) return { kind: 'entry', payload: { epoch: body.epoch, entry } };
+    if (entry) return { kind: 'entry', payload: { origin: typeof body.o === 'string' ? body.o : '', epoch: body.epoch, entry } };
   } else if (message[0] === 's' && isRecord(body) && typeof body.o === 'string' && isRecord(body.m)) {
     return { kind: 'selection', payload: { origin: body.o, message: body.m } };
   }

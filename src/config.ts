@@ -68,6 +68,11 @@ export interface Config {
   workerMaxOldMb: number;
   /** Bytes waiting in a client's send queue past which its selections are coalesced; 4x closes it (1013). */
   slowConsumerBytes: number;
+  /**
+   * Longest a `peer_joined`/`peer_left` may wait to share a write with the next ones to the same
+   * client (0: written at once). Any other message to that client takes them along first.
+   */
+  presenceDelayMs: number;
   /** Messages per second a connection may send, sustained, and in a burst (0: no limit). */
   rateLimitPerS: number;
   rateLimitBurst: number;
@@ -82,6 +87,7 @@ interface SettingSpec {
   env: string;
   kind: 'int' | 'bool' | 'string' | 'url' | 'redis_url';
   min?: number;
+  max?: number;
   /** For a string setting: the values it may take. */
   choices?: readonly string[];
   help: string;
@@ -89,7 +95,7 @@ interface SettingSpec {
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
-  { key: 'port', env: 'PORT', kind: 'int', min: 0, help: 'TCP port to listen on (0: any free port)', defaultValue: () => 8080 },
+  { key: 'port', env: 'PORT', kind: 'int', min: 0, max: 65_535, help: 'TCP port to listen on (0: any free port)', defaultValue: () => 8080 },
   { key: 'host', env: 'HOST', kind: 'string', help: 'address to listen on', defaultValue: () => '127.0.0.1' },
   { key: 'workers', env: 'WORKERS', kind: 'int', min: 0, help: 'worker threads for channel actors (0: in-process)', defaultValue: () => availableParallelism() },
   { key: 'pingIntervalMs', env: 'PING_INTERVAL_MS', kind: 'int', min: 1, help: 'milliseconds between pings to each client', defaultValue: () => 25_000 },
@@ -121,6 +127,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'heartbeatTimeoutMs', env: 'HEARTBEAT_TIMEOUT_MS', kind: 'int', min: 50, help: 'milliseconds without a heartbeat answer before a worker is terminated', defaultValue: () => 1_000 },
   { key: 'workerMaxOldMb', env: 'WORKER_MAX_OLD_MB', kind: 'int', min: 0, help: 'heap limit of each worker thread in MiB (0: default)', defaultValue: () => 1_024 },
   { key: 'slowConsumerBytes', env: 'SLOW_CONSUMER_BYTES', kind: 'int', min: 1024, help: 'queued bytes past which a client gets only the newest selections (4x: closed 1013)', defaultValue: () => 1_048_576 },
+  { key: 'presenceDelayMs', env: 'PRESENCE_DELAY_MS', kind: 'int', min: 0, max: 1_000, help: 'milliseconds peer_joined/peer_left may wait to share a write with the next ones to the same client (0: at once)', defaultValue: () => 50 },
   { key: 'rateLimitPerS', env: 'RATE_LIMIT_PER_S', kind: 'int', min: 0, help: 'messages per second per connection, sustained (0: no limit)', defaultValue: () => 200 },
   { key: 'rateLimitBurst', env: 'RATE_LIMIT_BURST', kind: 'int', min: 1, help: 'messages per connection in a burst', defaultValue: () => 400 },
   { key: 'faultInjection', env: 'FAULT_INJECTION', kind: 'bool', help: 'accept __fault messages (throw, hang, oom) for stress tests', defaultValue: () => false },
@@ -146,7 +153,7 @@ function parseValue(spec: SettingSpec, raw: string, origin: string): number | bo
       const value = Number(raw.trim());
       if (!Number.isSafeInteger(value)) throw new TypeError(`${where} is too large: ${raw}`);
       if (spec.min !== undefined && value < spec.min) throw new TypeError(`${where} must be at least ${spec.min}, got ${value}`);
-      if (spec.key === 'port' && value > 65535) throw new TypeError(`${where} must be at most 65535, got ${value}`);
+      if (spec.max !== undefined && value > spec.max) throw new TypeError(`${where} must be at most ${spec.max}, got ${value}`);
       return value;
     }
     case 'bool': {

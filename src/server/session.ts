@@ -67,6 +67,35 @@ const EMPTY_QUEUE: Buffer[] = [];
 let dirty: Session[] = [];
 let flushScheduled = false;
 
+/**
+ * Sessions holding presence (PRESENCE_DELAY_MS): `peer_joined`/`peer_left` wait there, framed,
+ * for the next ones to the same client, so that a burst of joins to a codespace costs each member
+ * a few writes, not one per join. One timer serves them all. Nothing overtakes them: any other
+ * message to that client takes them along first, and a close sends them before its close frame.
+ */
+const presenceHolders = new Set<Session>();
+let presenceTimer: ReturnType<typeof setTimeout> | null = null;
+
+function holdPresenceOf(session: Session, delayMs: number): void {
+  presenceHolders.add(session);
+  if (presenceTimer === null) presenceTimer = setTimeout(releaseDuePresence, delayMs);
+}
+
+function releaseDuePresence(): void {
+  presenceTimer = null;
+  const now = performance.now();
+  let nextDue = Infinity;
+  for (const session of presenceHolders) {
+    const due = session.presenceDue;
+    if (due <= now + 1) session.releasePresence();
+    else nextDue = Math.min(nextDue, due);
+  }
+  if (presenceHolders.size > 0) presenceTimer = setTimeout(releaseDuePresence, Math.max(1, nextDue - now));
+}
+
+/** Presence held for one client beyond this is written at once. */
+const MAX_HELD_PRESENCE_BYTES = 64 * 1024;
+
 function flushDirtyOnImmediate(): void {
   flushScheduled = false;
   // A fan-out frames within one turn; past it, the cache would only keep a payload (and the
@@ -96,6 +125,11 @@ export class Session implements Transport {
   /** Frames waiting for this turn's write, and their bytes. */
   #queue: Buffer[] = EMPTY_QUEUE;
   #queuedBytes = 0;
+  readonly #presenceDelayMs: number;
+  /** Presence frames held (PRESENCE_DELAY_MS), their bytes, and when they are due out. */
+  #presence: Buffer[] | null = null;
+  #presenceBytes = 0;
+  presenceDue = 0;
 
   constructor(socket: WebSocket, codec: Codec, hub: Hub, sessions: Set<Session>) {
     this.socket = socket;
@@ -103,6 +137,7 @@ export class Session implements Transport {
     this.#sessions = sessions;
     this.#hub = hub;
     this.#softLimit = hub.config.slowConsumerBytes;
+    this.#presenceDelayMs = hub.config.presenceDelayMs;
     this.connection = hub.connection(this, codec);
     this.#raw = rawSocketOf(socket);
     sessions.add(this);
@@ -129,12 +164,36 @@ export class Session implements Transport {
       this.#scheduleDrainCheck();
       return;
     }
+    if (this.#raw !== null && this.#presenceDelayMs > 0 && coalesce !== undefined && coalesce.startsWith('p:')) return this.#holdPresence(bytes);
     this.#send(bytes);
+  }
+
+  #holdPresence(bytes: Uint8Array): void {
+    const frame = framed(bytes, this.#codec === 'msgpack');
+    if (this.#presence === null) {
+      this.#presence = [];
+      this.presenceDue = performance.now() + this.#presenceDelayMs;
+      holdPresenceOf(this, this.#presenceDelayMs);
+    }
+    this.#presence.push(frame);
+    this.#presenceBytes += frame.length;
+    if (this.#presenceBytes > MAX_HELD_PRESENCE_BYTES) this.releasePresence();
+  }
+
+  /** The held presence goes into this turn's write, ahead of anything queued after it. */
+  releasePresence(): void {
+    const held = this.#presence;
+    if (held === null) return;
+    this.#presence = null;
+    this.#presenceBytes = 0;
+    presenceHolders.delete(this);
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    for (const frame of held) this.#enqueue(frame);
   }
 
   /** What `ws` has not written yet plus this turn's queue: the slow-consumer measure. */
   get bufferedAmount(): number {
-    return this.#queuedBytes + this.socket.bufferedAmount;
+    return this.#queuedBytes + this.#presenceBytes + this.socket.bufferedAmount;
   }
 
   #send(bytes: Uint8Array): void {
@@ -142,7 +201,11 @@ export class Session implements Transport {
       this.socket.send(bytes, this.#codec === 'msgpack' ? AS_BINARY : AS_TEXT);
       return;
     }
-    const frame = framed(bytes, this.#codec === 'msgpack');
+    if (this.#presence !== null) this.releasePresence();
+    this.#enqueue(framed(bytes, this.#codec === 'msgpack'));
+  }
+
+  #enqueue(frame: Buffer): void {
     if (this.#queue.length === 0) {
       if (this.#queue === EMPTY_QUEUE) this.#queue = [];
       dirty.push(this);
@@ -193,6 +256,7 @@ export class Session implements Transport {
 
   close(code: number, reason: string): void {
     if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
+      this.releasePresence();
       this.flush(); // what was sent before the close goes before its close frame
       this.socket.close(code, reason);
     }
@@ -207,6 +271,8 @@ export class Session implements Transport {
     if (this.#drainTimer) clearTimeout(this.#drainTimer);
     this.#drainTimer = null;
     this.#held = null;
+    this.#presence = null;
+    presenceHolders.delete(this);
     this.#queue = EMPTY_QUEUE;
     this.#queuedBytes = 0;
     this.#sessions.delete(this);

@@ -3,7 +3,8 @@
  * a test of its own): its memory budget, resumes by epoch, and presence after a resync.
  */
 import { describe, expect, it } from 'vitest';
-import { Channel } from '../src/actors/channel.ts';
+import { Channel, type ChannelMessage } from '../src/actors/channel.ts';
+import { Mailbox } from '../src/actors/mailbox.ts';
 import type { ChannelOutbound } from '../src/actors/envelopes.ts';
 import { MemoryBackplane } from '../src/backplane/memory_backplane.ts';
 import type { Backplane } from '../src/backplane/backplane.ts';
@@ -106,5 +107,113 @@ describe('Channel', () => {
       expect(state.store.loadNow('cs')).toMatchObject({ version: 2, text: 'yx', epoch: doc.epoch });
     });
   });
-});
 
+  describe('edits queued behind one another (issue 15)', () => {
+    /** A memory store that also commits many at once, counting how many each time; `failNext`: the next one is unavailable. */
+    function storeCommittingMany() {
+      const store = new MemoryBackplane({ history: 100 });
+      const state = { together: [] as number[], failNext: false };
+      const backplane: Backplane = {
+        load: (codespace) => store.load(codespace),
+        commit: (codespace, entry, epoch) => store.commit(codespace, entry, epoch),
+        commitMany: async (codespace, entries, epoch) => {
+          state.together.push(entries.length);
+          if (state.failNext) {
+            state.failNext = false;
+            return { ok: false, reason: 'unavailable', message: 'the store is away' };
+          }
+          for (const entry of entries) {
+            const result = store.commitNow(codespace, entry, epoch);
+            if (!result.ok) return result;
+          }
+          return { ok: true };
+        },
+        saveSnapshot: (codespace, text, version, epoch) => store.saveSnapshot(codespace, text, version, epoch),
+        readLog: (codespace, version) => store.readLog(codespace, version),
+        restore: (codespace, doc) => store.restore(codespace, doc),
+        subscribe: async () => {},
+        unsubscribe: () => {},
+        publishSelection: () => {},
+        touch: async () => {},
+      };
+      return { store, backplane, state };
+    }
+
+    const edit = (session: string, ref: string, version: number, insert: string, extra: Record<string, unknown> = {}): ChannelMessage => ({
+      type: 'client',
+      session,
+      msg: { operation: 'insert_value', changes: [{ from: 0, to: 0, insert }], version, ref, ...extra },
+    });
+
+    /** Everything the channel said, decoded (epochs left out: each store makes its own), when `messages` were all queued at once. */
+    async function runQueued(messages: ChannelMessage[], together: boolean, failFirst = false) {
+      const { store, backplane, state } = storeCommittingMany();
+      state.failNext = failFirst;
+      const sent: ChannelOutbound[] = [];
+      const doc = new TextDoc(await store.load('cs'), SETTINGS);
+      let mailbox: Mailbox<ChannelMessage> | null = null;
+      const channel = new Channel({
+        codespace: 'cs', doc, backplane, send: (envelope) => sent.push(envelope), settings: SETTINGS, snapshotEvery: 50, touchEveryMs: 60_000,
+        takeQueued: together ? (match, max) => mailbox!.takeWhile(match, max) : undefined,
+      });
+      mailbox = new Mailbox<ChannelMessage>((message) => channel.handle(message), (error) => {
+        throw error;
+      });
+      for (const message of messages) mailbox.post(message);
+      for (let seen = -1; seen !== sent.length; ) {
+        seen = sent.length;
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+      type Said = { to?: string; except?: string | null; message: any };
+      const said = sent.flatMap((envelope): Said[] => {
+        if (envelope.type === 'to') {
+          const message = decodeServerFrame(envelope.data, 'json') as any;
+          if (message.data?.epoch) delete message.data.epoch;
+          return [{ to: envelope.session, message }];
+        }
+        if (envelope.type === 'broadcast') return [{ except: envelope.except, message: decodeServerFrame(envelope.json!, 'json') }];
+        return [];
+      });
+      return { said, text: channel.text, together: state.together, stored: store.loadNow('cs') };
+    }
+
+    const messages: ChannelMessage[] = [
+      join('a'),
+      join('b'),
+      { ...join('v'), mode: 'view_only' },
+      edit('a', 'r1', 0, 'a'),
+      edit('a', 'r2', 0, 'b'),
+      edit('b', 'r3', 0, 'c'),
+      edit('a', 'r2', 0, 'b'), // a resend: acked with its first version, not applied twice
+      edit('v', 'r5', 0, 'x'), // view_only: forbidden
+      edit('a', 'r6', 0, 'y', { doc_length: 7 }), // not the length at version 0: invalid_change
+      edit('b', 'r7', 1, 'd'),
+      { type: 'client', session: 'b', msg: { operation: 'create_selection', selections: [{ anchor: 0, head: 1 }] } },
+      edit('a', 'r8', 0, 'e'),
+    ];
+
+    it('are committed together in one commitMany, and every client hears what it would have heard one by one', async () => {
+      const oneByOne = await runQueued(messages, false);
+      const together = await runQueued(messages, true);
+      expect(oneByOne.together).toEqual([]);
+      // r1 starts at once, alone (nothing is queued yet); r2, r3 and r7 wait behind it and go in one
+      // write with the resend and the refusals answered in their places; the selection ends the
+      // run, so r8 goes on its own.
+      expect(together.together).toEqual([3]);
+      expect(together.said).toEqual(oneByOne.said);
+      expect(together.text).toBe(oneByOne.text);
+      expect(together.stored.text).toBe(together.text);
+      expect(together.stored.version).toBe(5);
+      const acks = together.said.filter((each) => each.message.operation === 'ack').map((each) => [each.to, each.message.ref, each.message.version]);
+      expect(acks).toEqual([['a', 'r1', 1], ['a', 'r2', 2], ['b', 'r3', 3], ['a', 'r2', 2], ['b', 'r7', 4], ['a', 'r8', 5]]);
+    });
+
+    it('when the store does not take them together, each edit goes the one-by-one way, and nothing is lost', async () => {
+      const oneByOne = await runQueued(messages, false);
+      const retried = await runQueued(messages, true, true);
+      expect(retried.together).toEqual([3]);
+      expect(retried.said).toEqual(oneByOne.said);
+      expect(retried.stored).toMatchObject({ version: 5, text: oneByOne.text });
+    });
+  });
+});

@@ -126,6 +126,21 @@ describe('FileBackplane', () => {
     await backplane.close();
   });
 
+  it('commitMany writes consecutive entries in one transaction, all or none (issue 15: a channel\'s queued edits)', async () => {
+    const backplane = openAt(newDir());
+    const epoch = await epochIn(backplane, 'many');
+    await commitIn(backplane, 'many', appendEntry(1));
+    const before = backplane.lastTxnId;
+    expect(await backplane.commitMany('many', [2, 3, 4, 5].map((v) => appendEntry(v)), epoch)).toEqual({ ok: true });
+    expect(backplane.lastTxnId - before).toBe(1);
+    expect(await backplane.load('many')).toMatchObject({ text: textAt(5), version: 5 });
+    // Not following the stored version: nothing of it is written.
+    expect(await backplane.commitMany('many', [5, 6].map((v) => appendEntry(v)), epoch)).toMatchObject({ ok: false, reason: 'conflict', stored: 5 });
+    expect(await backplane.commitMany('many', [6, 7].map((v) => appendEntry(v)), 'another-history')).toMatchObject({ ok: false, reason: 'conflict' });
+    expect(await backplane.load('many')).toMatchObject({ text: textAt(5), version: 5 });
+    await backplane.close();
+  });
+
   describe('expiry', () => {
     it('removes a codespace idle beyond its TTL (the tmp- one sooner), never an open one', async () => {
       const backplane = openAt(newDir(), { ttlS: 100, tmpTtlS: 10 });

@@ -101,6 +101,24 @@ describe('RedisBackplane', () => {
     expect(heardByOne).toHaveLength(2);
   });
 
+  it('commitMany appends consecutive entries in one call, all or none, and publishes each in order (issue 15)', async () => {
+    const one = open();
+    const two = open();
+    const heard: RemoteEvent[] = [];
+    await two.subscribe('many', (event) => heard.push(event));
+    const epoch = await epochOf(one, 'many');
+    await one.commit('many', appendEntry(1), epoch);
+    expect(await one.commitMany('many', [2, 3, 4].map((v) => appendEntry(v)), epoch)).toEqual({ ok: true });
+    expect((await redis.client.xrange('cs:many:log', '-', '+')).map(([id]) => id)).toEqual(['1-0', '2-0', '3-0', '4-0']);
+    expect(await one.load('many')).toMatchObject({ text: textAt(4), version: 4 });
+    await waitFor(() => heard.length === 4, 3000, 'four entries');
+    expect(heard.map((event) => (event.kind === 'entry' ? event.entry.version : 0))).toEqual([1, 2, 3, 4]);
+    expect(await one.commitMany('many', [4, 5].map((v) => appendEntry(v)), epoch)).toMatchObject({ ok: false, reason: 'conflict', stored: 4 });
+    expect(await redis.client.hget('cs:many', 'version')).toBe('4');
+    expect(await redis.client.xlen('cs:many:log')).toBe(4);
+    two.unsubscribe('many');
+  });
+
   it('answers unavailable at once while Redis is away, and commits again once it is back', async () => {
     const own = await startRedis();
     try {

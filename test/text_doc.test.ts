@@ -172,4 +172,24 @@ describe('TextDoc fast path (issue 15)', () => {
       { seed: 15, numRuns: 500 },
     );
   });
+
+  describe('fork', () => {
+    it('is independent: what is installed on a fork leaves the doc as it was (text, version, history, refs)', () => {
+      const original = doc('abc');
+      commit(original, { changes: [{ from: 0, to: 0, insert: '1' }], version: 0, ref: 'r1' });
+      const fork = original.fork();
+      for (let i = 2; i <= 5; i++) commit(fork, { changes: [{ from: 0, to: 0, insert: String(i) }], version: fork.version, ref: `r${i}` });
+      expect(fork.toString()).toBe('54321abc');
+      expect(fork.prepare({ changes: [], ref: 'r5' }, 's')).toEqual({ kind: 'duplicate', version: 5 });
+      expect(original.toString()).toBe('1abc');
+      expect(original.version).toBe(1);
+      expect(original.entriesAfter(0)?.map((entry) => entry.ref)).toEqual(['r1']);
+      expect(original.prepare({ changes: [], ref: 'r5' }, 's').kind).toBe('ready');
+      expect(original.prepare({ changes: [], ref: 'r1' }, 's')).toEqual({ kind: 'duplicate', version: 1 });
+      // ...and the fork kept the doc's past: a change on version 0 is rebased over all five.
+      const late = fork.prepare({ changes: [{ from: 3, to: 3, insert: '!' }], version: 0 }, 'late');
+      expect(late.kind === 'ready' && late.entry.changes).toEqual([{ from: 8, to: 8, insert: '!' }]);
+    });
+  });
 });
+

@@ -3,6 +3,7 @@
  * rebases concurrent edits, commits them to the backplane and fans them out. It holds no sockets:
  * everything it says leaves through `send` as envelopes with bytes already encoded.
  */
+import type { ChangeSet, Text } from '@codemirror/state';
 import type { Backplane, RemoteEvent } from '../backplane/backplane.ts';
 import { entryBytes, TextDoc, type EditRequest, type LogEntry, type StoredDoc } from '../doc/text_doc.ts';
 import { bringBack } from '../doc/history_merge.ts';
@@ -62,6 +63,25 @@ export interface ChannelOptions {
    * (both temporary), before the thread runs out and takes every channel on it down (issue 11).
    */
   overBudget?: () => boolean;
+  /**
+   * The channel's messages queued next that match, taken out of its mailbox (at most `max`): the
+   * edits queued behind one are committed with it, in one write, where the store can.
+   */
+  takeQueued?: (match: (message: ChannelMessage) => boolean, max: number) => ChannelMessage[];
+}
+
+/** Edits committed together at most, when they are queued behind one another (issue 15). */
+const MAX_EDITS_TOGETHER = 64;
+
+/** Where one of several edits committed together stands before its answer goes out. */
+type TogetherOutcome =
+  | { kind: 'gone' }
+  | { kind: 'refuse'; code: ErrorCode; message: string }
+  | { kind: 'duplicate'; version: number }
+  | { kind: 'commit'; entry: LogEntry; set: ChangeSet; content: Text };
+
+function isVersionedEdit(message: ChannelMessage): message is Extract<ChannelMessage, { type: 'client' }> {
+  return message.type === 'client' && message.msg.operation === 'insert_value' && (message.msg as InsertValueRequest).version !== undefined;
 }
 
 /** Commit samples kept between two heartbeats; beyond, the newest replace the oldest. */
@@ -98,6 +118,7 @@ export class Channel {
   #receivedAt: number | undefined;
   /** What each version-less client holds, to place its edits and repair it (PROTOCOL.md §2). */
   #versionless: VersionlessClients;
+  readonly #takeQueued: ChannelOptions['takeQueued'] | null;
 
   constructor(options: ChannelOptions) {
     this.#codespace = options.codespace;
@@ -110,6 +131,7 @@ export class Channel {
     this.#snapshotVersion = options.doc.version;
     this.#threadLagS = options.threadLagS ?? (() => 0);
     this.#overBudget = options.overBudget ?? (() => false);
+    this.#takeQueued = options.takeQueued ?? null;
     this.#versionless = new VersionlessClients(options.doc.version, options.doc.content);
   }
 
@@ -129,7 +151,7 @@ export class Channel {
         return this.#leave(message.session);
       case 'client':
         this.#receivedAt = clockMs();
-        if (message.msg.operation === 'insert_value') return this.#edit(message.session, message.msg as InsertValueRequest);
+        if (message.msg.operation === 'insert_value') return this.#edits(message.session, message.msg as InsertValueRequest);
         if (message.msg.operation === '__fault') return injectFault((message.msg as FaultRequest).kind);
         return this.#relaySelection(message.session, message.msg as CreateSelectionRequest);
       case 'remote':
@@ -210,6 +232,73 @@ export class Channel {
       // Its base version belongs to a history that is gone; its author got `resync` and resends.
       if (this.#doc.epoch !== epoch) return this.#refuse(session, 'unavailable', 'the history changed; send it again', request.ref);
     }
+  }
+
+  /**
+   * An insert_value; with a version, and a store that commits many at once, the versioned ones
+   * queued right behind it come along: one write and one sync for all (issue 15).
+   */
+  #edits(session: string, request: InsertValueRequest): Promise<void> {
+    const queued = this.#takeQueued && this.#backplane.commitMany && request.version !== undefined ? this.#takeQueued(isVersionedEdit, MAX_EDITS_TOGETHER - 1) : [];
+    if (queued.length === 0) return this.#edit(session, request);
+    const edits = [{ session, request }];
+    for (const message of queued as Extract<ChannelMessage, { type: 'client' }>[]) edits.push({ session: message.session, request: message.msg as InsertValueRequest });
+    return this.#editTogether(edits);
+  }
+
+  /**
+   * Prepares each edit on a fork of the doc, on top of the ones before it, and commits what is
+   * ready in one `commitMany`. Committed: the fork becomes the doc and every edit is answered in
+   * order, as one after another would have been. Not committed (a conflict, the store away):
+   * the fork is dropped and each edit takes the one-by-one path, with its retries and recovery.
+   */
+  async #editTogether(edits: { session: string; request: InsertValueRequest }[]): Promise<void> {
+    const doc = this.#doc.fork();
+    const outcomes: TogetherOutcome[] = [];
+    const entries: LogEntry[] = [];
+    for (const { session, request } of edits) {
+      const member = this.#members.get(session);
+      if (!member) outcomes.push({ kind: 'gone' });
+      else if (member.mode !== 'edit') outcomes.push({ kind: 'refuse', code: 'forbidden', message: 'this connection is view_only' });
+      else if (this.#overBudget()) outcomes.push({ kind: 'refuse', code: 'unavailable', message: 'the server is short of memory; send it again later' });
+      else {
+        const prepared = doc.prepare({ changes: request.changes, docLength: request.doc_length, version: request.version, ref: request.ref }, session, member.author);
+        if (prepared.kind === 'duplicate') outcomes.push({ kind: 'duplicate', version: prepared.version });
+        else if (prepared.kind === 'rejected') outcomes.push({ kind: 'refuse', code: prepared.code, message: prepared.message });
+        else {
+          doc.install(prepared.entry, prepared.set);
+          entries.push(prepared.entry);
+          outcomes.push({ kind: 'commit', entry: prepared.entry, set: prepared.set, content: doc.content });
+        }
+      }
+    }
+    if (entries.length > 0) {
+      const started = performance.now();
+      const committed = await this.#backplane.commitMany!(this.#codespace, entries, this.#doc.epoch);
+      const seconds = (performance.now() - started) / 1000;
+      for (let i = 0; i < entries.length; i++) this.#recordCommit(seconds);
+      if (!committed.ok) {
+        for (const { session, request } of edits) await this.#edit(session, request);
+        return;
+      }
+      this.#doc = doc;
+    }
+    for (let i = 0; i < edits.length; i++) {
+      const { session, request } = edits[i];
+      const outcome = outcomes[i];
+      if (outcome.kind === 'gone') continue;
+      // A versioned edit: its author is no version-less page (#editRequestOf).
+      this.#versionless.forget(session);
+      if (outcome.kind === 'refuse') this.#refuse(session, outcome.code, outcome.message, request.ref);
+      else if (outcome.kind === 'duplicate') this.#ack(session, outcome.version, request.ref);
+      else {
+        this.#versionless.installed(outcome.entry, outcome.content, outcome.set);
+        this.#ack(session, outcome.entry.version, request.ref);
+        this.#broadcast(broadcastOf(outcome.entry), session);
+        this.#noteInstalled(outcome.entry);
+      }
+    }
+    await this.#snapshotIfDue();
   }
 
   /** An insert_value, then the repair its author needs if it is a version-less client. */
@@ -383,8 +472,16 @@ export class Channel {
   }
 
   #afterInstall(entry: LogEntry): void | Promise<void> {
+    this.#noteInstalled(entry);
+    return this.#snapshotIfDue();
+  }
+
+  #noteInstalled(entry: LogEntry): void {
     if (this.#dirtySince === null) this.#dirtySince = this.#now;
     this.#bytesSinceSnapshot += entryBytes(entry);
+  }
+
+  #snapshotIfDue(): void | Promise<void> {
     // The store keeps every change after its snapshot: large edits make a snapshot due sooner.
     const bytesDue = this.#settings.historyBytes > 0 && this.#bytesSinceSnapshot > this.#settings.historyBytes / 2;
     if (bytesDue || this.#doc.version - this.#snapshotVersion >= this.#snapshotEvery) return this.#snapshot();

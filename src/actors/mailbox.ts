@@ -26,6 +26,16 @@ export class Mailbox<Message> {
     if (!this.#running) void this.#drain();
   }
 
+  /**
+   * The messages queued next that match, at most `max`, taken out in order: the handler running
+   * now handles them together with its own (a channel's queued edits share one commit).
+   */
+  takeWhile(match: (message: Message) => boolean, max: number): Message[] {
+    const taken: Message[] = [];
+    while (taken.length < max && this.#head < this.#queue.length && match(this.#queue[this.#head])) taken.push(this.#queue[this.#head++]);
+    return taken;
+  }
+
   async #drain(): Promise<void> {
     this.#running = true;
     try {

@@ -34,6 +34,11 @@ export interface Backplane {
    */
   commit(codespace: string, entry: LogEntry, epoch: string): Promise<CommitResult>;
   /**
+   * Optional: appends `entries` (consecutive versions) as `commit` would, all or none, in one
+   * write and one sync: a channel with edits queued commits them together (issue 15).
+   */
+  commitMany?(codespace: string, entries: LogEntry[], epoch: string): Promise<CommitResult>;
+  /**
    * Stores `text` as of `version` of history `epoch` (ignored if older than the stored snapshot,
    * or if the store holds another history) and trims the log.
    */

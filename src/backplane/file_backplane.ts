@@ -173,17 +173,25 @@ export class FileBackplane implements Backplane {
     };
   }
 
-  async commit(codespace: string, entry: LogEntry, epoch: string): Promise<CommitResult> {
+  commit(codespace: string, entry: LogEntry, epoch: string): Promise<CommitResult> {
+    return this.commitMany(codespace, [entry], epoch);
+  }
+
+  async commitMany(codespace: string, entries: LogEntry[], epoch: string): Promise<CommitResult> {
+    const first = entries[0];
+    const last = entries[entries.length - 1];
     try {
       const stored = this.#current(codespace);
-      if (!stored || entry.version !== stored.version + 1 || stored.meta.epoch !== epoch) return conflict(stored, entry, epoch);
-      if (!(await this.#disk.allows(bytesOf(entry)))) return { ok: false, reason: 'unavailable', message: 'file store: the disk is (nearly) full' };
+      if (!stored || first.version !== stored.version + 1 || stored.meta.epoch !== epoch) return conflict(stored, first, epoch);
+      let bytes = 0;
+      for (const entry of entries) bytes += bytesOf(entry);
+      if (!(await this.#disk.allows(bytes))) return { ok: false, reason: 'unavailable', message: 'file store: the disk is (nearly) full' };
       const meta: DocMeta = { ...stored.meta, activeAtMs: Date.now() };
       const written = await this.#writeIf(codespace, stored, () => {
-        this.#meta.put(codespace, meta, entry.version);
-        this.#log.put([codespace, entry.version], entry);
+        this.#meta.put(codespace, meta, last.version);
+        for (const entry of entries) this.#log.put([codespace, entry.version], entry);
       });
-      return written ? { ok: true } : conflict(this.#current(codespace), entry, epoch);
+      return written ? { ok: true } : conflict(this.#current(codespace), first, epoch);
     } catch (error) {
       // ENOSPC, EIO, a closed environment: nothing of this transaction was written.
       return { ok: false, reason: 'unavailable', message: `file store: ${messageOf(error)}` };

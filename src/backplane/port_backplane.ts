@@ -35,6 +35,11 @@ export class PortBackplane implements Backplane {
     return Promise.resolve(COMMITTED);
   }
 
+  commitMany(_codespace: string, entries: LogEntry[], _epoch: string): Promise<CommitResult> {
+    for (const entry of entries) this.#send({ type: 'store_append', entry });
+    return Promise.resolve(COMMITTED);
+  }
+
   saveSnapshot(_codespace: string, text: string, version: number, _epoch: string): Promise<void> {
     this.#send({ type: 'store_snapshot', text, version });
     return Promise.resolve();

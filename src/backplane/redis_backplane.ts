@@ -26,7 +26,8 @@ export interface RedisBackplaneOptions {
 type StreamEntry = [id: string, fields: string[]];
 
 interface ScriptCommands {
-  csCommit(hash: string, log: string, expected: number, entry: string, ttl: number, channel: string, epoch: string, published: string): Promise<[number, number, string?]>;
+  /** `each`: for every entry, its JSON and the message published for it. */
+  csCommit(hash: string, log: string, expected: number, ttl: number, channel: string, epoch: string, ...each: string[]): Promise<[number, number, string?]>;
   csLoad(hash: string, log: string, history: number, epoch: string, ttl: number): Promise<[string, number, number, StreamEntry[], string]>;
   csReadLog(hash: string, log: string, after: number): Promise<[number, StreamEntry[], string]>;
   csSnapshot(hash: string, log: string, text: string, version: number, history: number, ttl: number, epoch: string): Promise<number>;
@@ -106,21 +107,19 @@ export class RedisBackplane implements Backplane {
     };
   }
 
-  async commit(codespace: string, entry: LogEntry, epoch: string): Promise<CommitResult> {
+  commit(codespace: string, entry: LogEntry, epoch: string): Promise<CommitResult> {
+    return this.commitMany(codespace, [entry], epoch);
+  }
+
+  async commitMany(codespace: string, entries: LogEntry[], epoch: string): Promise<CommitResult> {
+    const base = entries[0].version - 1;
     try {
       await this.#commandReady();
-      const [ok, stored, storedEpoch = ''] = await this.#command.csCommit(
-        this.#hash(codespace),
-        this.#log(codespace),
-        entry.version - 1,
-        JSON.stringify(entry),
-        this.#ttlOf(codespace),
-        this.#hash(codespace),
-        epoch,
-        encodeEntryPayload({ origin: this.#origin, epoch, entry }),
-      );
+      const each: string[] = [];
+      for (const entry of entries) each.push(JSON.stringify(entry), encodeEntryPayload({ origin: this.#origin, epoch, entry }));
+      const [ok, stored, storedEpoch = ''] = await this.#command.csCommit(this.#hash(codespace), this.#log(codespace), base, this.#ttlOf(codespace), this.#hash(codespace), epoch, ...each);
       if (ok === 1) return { ok: true };
-      const message = `the store is at version ${stored} of ${storedEpoch || 'no history'}, not ${entry.version - 1} of ${epoch}`;
+      const message = `the store is at version ${stored} of ${storedEpoch || 'no history'}, not ${base} of ${epoch}`;
       return { ok: false, reason: 'conflict', stored, epoch: storedEpoch, message };
     } catch (error) {
       return { ok: false, reason: 'unavailable', message: `redis: ${messageOf(error)}` };

@@ -12,23 +12,28 @@
  */
 
 /**
- * ARGV: expected version, entry JSON, TTL in seconds (0: none), pub/sub channel, expected epoch,
- * the message to publish. Returns {1, new version} or {0, stored version, stored epoch}.
+ * ARGV: expected version, TTL in seconds (0: none), pub/sub channel, expected epoch, then for
+ * each entry to append (consecutive versions, one or more: a channel's queued edits go in one
+ * call) its JSON and the message to publish. Returns {1, new version} or {0, stored version,
+ * stored epoch}; nothing is written unless all of them are.
  */
 export const COMMIT_LUA = `
 local h = redis.call('HMGET', KEYS[1], 'version', 'epoch')
 local version = tonumber(h[1] or '0')
 local epoch = h[2] or ''
-if version ~= tonumber(ARGV[1]) or epoch ~= ARGV[5] then return {0, version, epoch} end
-local next = version + 1
-redis.call('XADD', KEYS[2], next .. '-0', 'e', ARGV[2])
+if version ~= tonumber(ARGV[1]) or epoch ~= ARGV[4] then return {0, version, epoch} end
+local next = version
+for i = 5, #ARGV, 2 do
+  next = next + 1
+  redis.call('XADD', KEYS[2], next .. '-0', 'e', ARGV[i])
+end
 redis.call('HSET', KEYS[1], 'version', next)
-local ttl = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[2])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
-redis.call('PUBLISH', ARGV[4], ARGV[6])
+for i = 6, #ARGV, 2 do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
 return {1, next}
 `;
 

@@ -173,6 +173,21 @@ export class TextDoc {
     return this.#version;
   }
 
+  /**
+   * An independent copy (the text is persistent, so only the history's arrays are copied): edits
+   * are prepared and installed on it while their commit is in flight, and it replaces this doc
+   * once they are committed, or is dropped.
+   */
+  fork(): TextDoc {
+    const copy = new TextDoc({ text: '', version: this.#version, log: [], epoch: this.epoch }, { history: this.#historyLimit, historyBytes: this.#historyBytesLimit, maxDocLength: this.#maxLength });
+    copy.#text = this.#text;
+    copy.#history = this.#history.slice();
+    copy.#historyBytes = this.#historyBytes;
+    copy.#refs = new Map(this.#refs);
+    copy.#refOrder = this.#refOrder.slice(this.#refHead);
+    return copy;
+  }
+
   /** Refs still deduplicated whose entries the history no longer holds (for a store to keep). */
   refsBefore(version: number): RefRecord[] {
     const records: RefRecord[] = [];

@@ -162,6 +162,7 @@ export async function hostChannel(task: SpawnTask): Promise<ChannelEnd> {
       touchEveryMs: touchEveryMs(task.settings, task.codespace),
       threadLagS,
       overBudget,
+      takeQueued: (match, max) => mailbox?.takeWhile(match, max) ?? [],
     });
     const actor = channel;
     const busy = task.busy ? new Int32Array(task.busy) : null;

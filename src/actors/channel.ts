@@ -119,6 +119,8 @@ export class Channel {
   /** What each version-less client holds, to place its edits and repair it (PROTOCOL.md §2). */
   #versionless: VersionlessClients;
   readonly #takeQueued: ChannelOptions['takeQueued'] | null;
+  /** The version main was last told (`to`, `broadcast`); -1: not yet. */
+  #toldVersion = -1;
 
   constructor(options: ChannelOptions) {
     this.#codespace = options.codespace;
@@ -586,13 +588,19 @@ export class Channel {
   #answer<M extends { operation: string }>(session: string, message: M): void {
     this.#countOut(message.operation, 1);
     const member = this.#members.get(session);
-    if (member) this.#send({ type: 'to', session, data: encodeMessage(message, member.codec), answer: true });
+    if (member) this.#send(this.#withVersion({ type: 'to', session, data: encodeMessage(message, member.codec), answer: true }));
   }
 
   #to<M extends { operation: string }>(session: string, message: M): void {
     this.#countOut(message.operation, 1);
     const member = this.#members.get(session);
-    if (member) this.#send({ type: 'to', session, data: encodeMessage(message, member.codec) });
+    if (member) this.#send(this.#withVersion({ type: 'to', session, data: encodeMessage(message, member.codec) }));
+  }
+
+  /** Tells main the document's version when it changed since it last did (main relays selections with it). */
+  #withVersion<E extends Extract<ChannelOutbound, { type: 'to' | 'broadcast' }>>(envelope: E): E {
+    if (this.#doc.version !== this.#toldVersion) envelope.version = this.#toldVersion = this.#doc.version;
+    return envelope;
   }
 
   /** Encodes once per codec that some recipient uses; main writes the same bytes to each. */
@@ -611,7 +619,7 @@ export class Channel {
     if (message.operation === 'insert_value' && this.#receivedAt !== undefined) envelope.at = this.#receivedAt;
     const key = coalesceKeyOf(message);
     if (key !== undefined) envelope.coalesce = key;
-    this.#send(envelope);
+    this.#send(this.#withVersion(envelope));
   }
 }
 

@@ -22,6 +22,9 @@ export interface Member {
   closeWith(close: CloseCodeEntry): void;
 }
 
+/** Selections one member may have waiting behind its own edit; beyond, the oldest goes. */
+const MAX_HELD_SELECTIONS = 256;
+
 export type ChannelState = 'starting' | 'ready' | 'stopping' | 'stopped';
 
 export interface ChannelRefEvents {
@@ -62,9 +65,21 @@ export class ChannelRef {
   #endedListeners: (() => void)[] = [];
   /** Refs of insert_values forwarded and not answered yet, per member, oldest first. */
   readonly #unanswered = new Map<string, (string | undefined)[]>();
+  /**
+   * Main relays selections itself where the store is local (issue 15: half of what clients send
+   * never crosses to the actor's thread). `#version`: the document's version as the actor last
+   * said it, which a relayed selection carries. A member's selections wait while its `connected`
+   * or an edit of its own is still with the actor (nothing it sent after may overtake them).
+   */
+  readonly #relaysSelections: boolean;
+  #version = 0;
+  readonly #heldSelections = new Map<string, ClientMessage[]>();
+  /** Deliveries of selections relayed here since the supervisor last took the count (for /metrics). */
+  #relayed = 0;
 
-  constructor(codespace: string, spawn: number, port: MessagePort, store: MemoryBackplane, events: ChannelRefEvents, now: number) {
+  constructor(codespace: string, spawn: number, port: MessagePort, store: MemoryBackplane, events: ChannelRefEvents, now: number, relaysSelections = false) {
     this.codespace = codespace;
+    this.#relaysSelections = relaysSelections;
     this.#spawn = spawn;
     this.#store = store;
     this.#events = events;
@@ -97,17 +112,64 @@ export class ChannelRef {
     if (!this.#members.delete(member.id)) return;
     this.#welcomed.delete(member.id);
     this.#unanswered.delete(member.id);
+    this.#heldSelections.delete(member.id);
     this.#send({ type: 'leave', session: member.id });
     if (this.#members.size === 0) this.emptySince = now;
   }
 
   forward(member: Member, msg: ClientMessage): void {
+    if (msg.operation === 'create_selection' && this.#relaysSelections) return this.#relaySelection(member.id, msg);
     if (msg.operation === 'insert_value') {
       const refs = this.#unanswered.get(member.id);
       if (refs) refs.push(msg.ref);
       else this.#unanswered.set(member.id, [msg.ref]);
     }
     this.#send({ type: 'client', session: member.id, msg });
+  }
+
+  /** Deliveries of relayed selections since the last call. */
+  takeRelayed(): number {
+    const relayed = this.#relayed;
+    this.#relayed = 0;
+    return relayed;
+  }
+
+  #relaySelection(sender: string, msg: ClientMessage): void {
+    const held = this.#heldSelections.get(sender);
+    if (held || !this.#welcomed.has(sender) || (this.#unanswered.get(sender)?.length ?? 0) > 0) {
+      if (!held) this.#heldSelections.set(sender, [msg]);
+      else if (held.push(msg) > MAX_HELD_SELECTIONS) held.shift();
+      return;
+    }
+    this.#relayNow(sender, msg);
+  }
+
+  /** As the actor would: stamped with its sender and version, to every other welcomed member. */
+  #relayNow(sender: string, msg: ClientMessage): void {
+    const relayed = { ...msg, sender, version: this.#version };
+    const coalesce = `s:${sender}`;
+    let json: Uint8Array | null = null;
+    let msgpack: Uint8Array | null = null;
+    for (const member of this.#members.values()) {
+      if (member.id === sender || !this.#welcomed.has(member.id)) continue;
+      const bytes = member.codec === 'json' ? (json ??= encodeMessage(relayed, 'json')) : (msgpack ??= encodeMessage(relayed, 'msgpack'));
+      member.deliver(bytes, coalesce);
+      this.#relayed++;
+    }
+  }
+
+  /**
+   * After the batch being handled (the edit's broadcast comes after its ack in it): what `sender`
+   * held goes out, if nothing holds it any more.
+   */
+  #releaseSelectionsSoon(sender: string): void {
+    if (!this.#heldSelections.has(sender)) return;
+    queueMicrotask(() => {
+      const held = this.#heldSelections.get(sender);
+      if (!held || !this.#welcomed.has(sender) || (this.#unanswered.get(sender)?.length ?? 0) > 0) return;
+      this.#heldSelections.delete(sender);
+      for (const msg of held) this.#relayNow(sender, msg);
+    });
   }
 
   stop(): void {
@@ -138,6 +200,7 @@ export class ChannelRef {
     for (const member of [...this.#members.values()]) member.closeWith(close);
     this.#members.clear();
     this.#welcomed.clear();
+    this.#heldSelections.clear();
   }
 
   /** `listener` runs when the actor's task ends next (stop, crash or worker death). */
@@ -195,18 +258,21 @@ export class ChannelRef {
   #receive(envelope: ChannelOutbound): void {
     switch (envelope.type) {
       case 'to': {
+        if (envelope.version !== undefined) this.#version = envelope.version;
         if (envelope.answer) this.#unanswered.get(envelope.session)?.shift();
         const member = this.#members.get(envelope.session);
         if (!member) return;
         // The actor's first message to a member is always its `connected` (or `resync`).
         this.#welcomed.add(envelope.session);
         member.deliver(envelope.data);
+        this.#releaseSelectionsSoon(envelope.session);
         return;
       }
       case 'refuse_join':
         this.#members.get(envelope.session)?.closeWith(CloseCode.overloaded);
         return;
       case 'broadcast':
+        if (envelope.version !== undefined) this.#version = envelope.version;
         this.#fanOut(envelope.except, envelope.json, envelope.msgpack, envelope.coalesce);
         if (envelope.at !== undefined) this.#events.fannedOut((performance.timeOrigin + performance.now() - envelope.at) / 1000);
         return;
@@ -222,6 +288,7 @@ export class ChannelRef {
         this.#store.saveSnapshotNow(this.codespace, envelope.text, envelope.version);
         return;
       case 'ready':
+        this.#version = envelope.version;
         this.state = this.state === 'stopping' ? 'stopping' : 'ready';
         this.thread = envelope.thread;
         this.#events.channelReady(this);

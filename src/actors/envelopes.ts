@@ -41,7 +41,7 @@ export type ChannelOutbound =
    * Bytes already encoded in the session's codec. `answer` marks the one reply (ack or error)
    * each forwarded insert_value gets, so main knows which edits a crash left unanswered.
    */
-  | { type: 'to'; session: string; data: Uint8Array; answer?: true }
+  | { type: 'to'; session: string; data: Uint8Array; answer?: true; version?: number }
   /** One broadcast, encoded once per codec in use; null where no recipient uses that codec. */
   /** `at`: when the change it carries reached the channel (ms, comparable across threads), for the fan-out latency. */
   | {
@@ -55,6 +55,11 @@ export type ChannelOutbound =
        * newest message of each key (PROTOCOL.md §3). Edits never carry it: they are never dropped.
        */
       coalesce?: string;
+      /**
+       * `version` (here and on `to`): the document's version once this message is out, set when it
+       * changed since the channel last said it. Main stamps the selections it relays with it.
+       */
+      version?: number;
     }
   /**
    * The thread's answer to a heartbeat, as HOST_SPAWN: its thread id and loop lag, and the stats

@@ -142,6 +142,9 @@ export class Supervisor {
     this.#lastTick = now;
     for (const ref of this.#channels.values()) {
       if (ref.emptySince !== null && now - ref.emptySince >= this.#options.channelGraceMs) this.#stopChannel(ref);
+      // Selections main relayed itself (local stores), counted as the actor counts what it sends.
+      const relayed = ref.takeRelayed();
+      if (relayed > 0) this.#options.onChannelStats?.(0, { out: { create_selection: relayed }, errors: {}, commitS: [], lagS: 0 }, ref.codespace);
     }
     const beat = now - this.#lastHeartbeat >= this.#options.heartbeatIntervalMs;
     if (beat) this.#lastHeartbeat = now;
@@ -202,7 +205,7 @@ export class Supervisor {
       storeConflict: (conflicted, message) => this.#options.log('store_conflict', { codespace: conflicted.codespace, message }),
       fannedOut: (seconds) => this.#options.onFanOut?.(seconds),
       threadLinkOffered: (port) => this.#takeThreadLink(port),
-    }, Date.now());
+    }, Date.now(), this.#options.settings.backplane.kind !== 'redis');
     this.#channels.set(codespace, ref);
     this.#spawns.set(ref.spawn, ref);
     this.#run(ref, port2);

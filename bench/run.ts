@@ -4,7 +4,7 @@
  * same way in the same session. Writes bench/results/<timestamp>.json and bench/results/latest.md.
  *
  *   --quick              fewer, shorter steps; memory backplane only; 2,000 idle connections
- *   --only=a,b           cost, fanout, latency, idle, recovery, store, abuse (default: all)
+ *   --only=a,b           cost, fanout, latency, idle, idlecpu, recovery, store, abuse (default: all)
  *   --cost-runs=N        cost runs per server, interleaved; the median is reported (default 3, quick 1)
  *   --cost-rates=a,b     per-client rates of the cost row (default 4,6,8)
  *   --idle-runs=N        idle runs per server, interleaved; the median is reported (default 3, quick 1)
@@ -29,7 +29,7 @@ import { hasRedisServer, startLoadGenerator, startServerProcess, threadCpuBetwee
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => args.find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = args.includes('--quick');
-const ONLY = new Set((flag('only') ?? 'cost,fanout,latency,idle,recovery,store,abuse').split(','));
+const ONLY = new Set((flag('only') ?? 'cost,fanout,latency,idle,idlecpu,recovery,store,abuse').split(','));
 const LABEL = flag('label') ?? '';
 const STEP_S = QUICK ? 2 : 3;
 const FACTOR = QUICK ? 1.7 : 1.5;
@@ -325,6 +325,35 @@ async function idle(name: ServerName): Promise<Record<string, unknown>> {
   }
 }
 
+/** One full ping round at the default PING_INTERVAL_MS: the sweep pings every connection once in it. */
+const IDLE_CPU_WINDOW_S = QUICK ? 10 : defaultConfig().pingIntervalMs / 1000;
+
+/**
+ * Issue 15: what 10,000 connections in 1,000 codespaces cost while nobody says anything (this
+ * server's pings, heartbeats and timers; the relay has none of them), over one ping interval.
+ */
+async function idleCpu(name: ServerName): Promise<Record<string, unknown>> {
+  const server = await startNamed(name);
+  const loadgen = startLoadGenerator();
+  try {
+    const rooms = QUICK ? 200 : 1_000;
+    const joined = await loadgen.run<{ connected: number }>({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms, clients: 10, prefix: `tmp-bench-idlecpu-${Date.now()}`, inFlight: 200 }, 180_000);
+    await sleep(3_000);
+    const before = threadCpuSeconds(server.pid);
+    const started = performance.now();
+    await sleep(IDLE_CPU_WINDOW_S * 1000);
+    const seconds = (performance.now() - started) / 1000;
+    const split = threadCpuBetween(before, threadCpuSeconds(server.pid), name === 'naive' ? 0 : cpus().length);
+    const total = split.main + split.threads.reduce((sum, each) => sum + each, 0) + split.helpers;
+    const result = { server: name, connections: joined.connected, codespaces: rooms, windowS: round2(seconds), cores: round2(total / seconds), mainCores: round2(split.main / seconds), cpuMsPerS: round2((total * 1000) / seconds) };
+    log(`${name} idle cpu: ${JSON.stringify(result)}`);
+    return result;
+  } finally {
+    await loadgen.stop();
+    await server.stop();
+  }
+}
+
 // The defaults: issue 11 asks for the stall of a hung worker's mates with default settings.
 const HEARTBEAT_INTERVAL_MS = defaultConfig().heartbeatIntervalMs;
 const HEARTBEAT_TIMEOUT_MS = defaultConfig().heartbeatTimeoutMs;
@@ -444,6 +473,15 @@ function summarise(results: Record<string, any>): string {
     }
     lines.push('');
   }
+  if (results.idleCpu) {
+    const first = results.idleCpu[0];
+    lines.push(`## Idle CPU (${first?.connections ?? 0} connections in ${first?.codespaces ?? 0} codespaces, nobody sending, over ${first?.windowS ?? 0} s: one ping round)`, '');
+    lines.push('| server | CPU ms per second | of it, event loop | × naive |');
+    lines.push('|---|---|---|---|');
+    const naive = results.idleCpu.find((row: any) => row.server === 'naive');
+    for (const row of results.idleCpu) lines.push(`| ${row.server} | ${row.cpuMsPerS} | ${round2(row.mainCores * 1000)} | ${ratio(row.cpuMsPerS, naive?.cpuMsPerS)} |`);
+    lines.push('');
+  }
   if (results.recovery) {
     const r = results.recovery;
     lines.push(`## Recovery (memory backplane, FAULT_INJECTION=1, HEARTBEAT_INTERVAL_MS=${r.heartbeatIntervalMs}, HEARTBEAT_TIMEOUT_MS=${r.heartbeatTimeoutMs})`, '');
@@ -519,6 +557,10 @@ async function main(): Promise<void> {
         const byFigure = [...runs.get(name)!].sort((a, b) => (a.bytesPerConnection as number) - (b.bytesPerConnection as number));
         return { ...byFigure[Math.floor((byFigure.length - 1) / 2)], bytesPerConnectionRuns: runs.get(name)!.map((each) => each.bytesPerConnection) };
       });
+    }
+    if (ONLY.has('idlecpu')) {
+      results.idleCpu = [];
+      for (const name of SERVERS.filter((each) => each === 'naive' || each === 'memory' || each === 'file' || each === 'baseline')) results.idleCpu.push(await idleCpu(name));
     }
     if (ONLY.has('recovery')) results.recovery = await recovery();
     if (ONLY.has('abuse')) {

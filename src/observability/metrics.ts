@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { LAG_RESOLUTION_MS } from './loop_lag.ts';
 
 /** Seconds: from 0.1 ms (memory commit) to 2.5 s (Redis struggling). */
 const LATENCY_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -51,7 +52,7 @@ export class ServerMetrics {
     this.refusals = new Counter({ name: 'codespace_channel_refusals_total', help: 'joins refused while a failed codespace cools down', registers });
     this.backplaneUp = new Gauge({ name: 'codespace_backplane_up', help: '1 when the backplane is connected (memory: always)', registers });
     this.eventLoopLag = new Gauge({ name: 'codespace_event_loop_lag_seconds', help: 'event-loop lag p99, by thread (main: 0)', labelNames: ['thread'], registers });
-    this.#mainLag = monitorEventLoopDelay({ resolution: 10 });
+    this.#mainLag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
     this.#mainLag.enable();
     this.eventLoopLag.set({ thread: '0' }, 0);
   }

@@ -178,7 +178,7 @@ export class Acceptor {
       return;
     }
     session.isAlive = false;
-    session.socket.ping();
+    session.ping();
   }
 
   /** After listen: accept failed (see ACCEPT_PAUSE_MS), or listening again after a pause did. */

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { LAG_RESOLUTION_MS } from '../observability/loop_lag.ts';
 import type { ChannelRef } from '../actors/channel_ref.ts';
 import type { LiveTake } from '../observability/live_window.ts';
 import { ChannelPool } from '../workers/pool.ts';
@@ -111,7 +112,7 @@ export class StatusFeed {
 
   #start(): void {
     this.#hub.metrics.live.enabled = true;
-    this.#mainLag = monitorEventLoopDelay({ resolution: 10 });
+    this.#mainLag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
     this.#mainLag.enable();
     this.#timer = setInterval(this.#sampleOnTick, SAMPLE_INTERVAL_MS);
     this.#timer.unref?.();

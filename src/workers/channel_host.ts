@@ -4,6 +4,7 @@
  * reported over the port as a message, never thrown across threads (STYLE.md rule 9).
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { LAG_RESOLUTION_MS } from '../observability/loop_lag.ts';
 import { isMainThread, threadId } from 'node:worker_threads';
 import { Channel, type ChannelMessage } from '../actors/channel.ts';
 import type { BackplaneSettings, ChannelInbound, ChannelOutbound, ChannelSettings, SpawnTask } from '../actors/envelopes.ts';
@@ -46,7 +47,7 @@ let lastLag = { atMs: 0, seconds: 0 };
 function threadLagS(): number {
   if (isMainThread) return 0; // in-process channels: main measures its own loop
   if (!loopDelay) {
-    loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
     loopDelay.enable();
     const histogram = loopDelay;
     setInterval(() => histogram.reset(), 10_000).unref();

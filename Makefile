@@ -58,9 +58,9 @@ test-bun: install tools
 	./node_modules/.bin/bun --bun ./node_modules/vitest/vitest.mjs run $(ARGS)
 
 # Benchmark suite (bench/README.md): fan-out sweeps, latency, idle memory, joins, recovery, each
-# against a naive ws relay run the same way; 6 to 7 minutes here, stopped at 15 (ARGS="--quick": about 2).
+# against a naive ws relay run the same way; about 20 minutes here, stopped at 30 (ARGS="--quick": about 4).
 bench: build
-	timeout 900 node --import tsx bench/run.ts $(ARGS)
+	timeout 1800 node --import tsx bench/run.ts $(ARGS)
 
 clean:
 	rm -rf node_modules dist .test-artifacts

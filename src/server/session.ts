@@ -130,7 +130,7 @@ export class Session implements Transport {
   #queuedBytes = 0;
   readonly #presenceDelayMs: number;
   /** Presence frames held (PRESENCE_DELAY_MS), their bytes, and when they are due out. */
-  #presence: Buffer[] | null = null;
+  #presence: Uint8Array[] | null = null;
   #presenceBytes = 0;
   presenceDue = 0;
 
@@ -167,12 +167,13 @@ export class Session implements Transport {
       this.#scheduleDrainCheck();
       return;
     }
-    if (this.#raw !== null && this.#presenceDelayMs > 0 && coalesce !== undefined && coalesce.startsWith('p:')) return this.#holdPresence(bytes);
+    if (this.#presenceDelayMs > 0 && coalesce !== undefined && coalesce.startsWith('p:')) return this.#holdPresence(bytes);
     this.#send(bytes);
   }
 
+  /** Held framed on the fast path (framed once for every recipient of the fan-out), as they are otherwise. */
   #holdPresence(bytes: Uint8Array): void {
-    const frame = framed(bytes, this.#codec === 'msgpack');
+    const frame = this.#raw === null ? bytes : framed(bytes, this.#codec === 'msgpack');
     if (this.#presence === null) {
       this.#presence = [];
       this.presenceDue = performance.now() + this.#presenceDelayMs;
@@ -191,7 +192,8 @@ export class Session implements Transport {
     this.#presenceBytes = 0;
     presenceHolders.delete(this);
     if (this.socket.readyState !== this.socket.OPEN) return;
-    for (const frame of held) this.#enqueue(frame);
+    if (this.#raw === null) for (const bytes of held) this.socket.send(bytes, this.#codec === 'msgpack' ? AS_BINARY : AS_TEXT);
+    else for (const frame of held) this.#enqueue(frame as Buffer);
   }
 
   /** What `ws` has not written yet plus this turn's queue: the slow-consumer measure. */
@@ -200,11 +202,11 @@ export class Session implements Transport {
   }
 
   #send(bytes: Uint8Array): void {
+    if (this.#presence !== null) this.releasePresence();
     if (this.#raw === null) {
       this.socket.send(bytes, this.#codec === 'msgpack' ? AS_BINARY : AS_TEXT);
       return;
     }
-    if (this.#presence !== null) this.releasePresence();
     this.#enqueue(framed(bytes, this.#codec === 'msgpack'));
   }
 

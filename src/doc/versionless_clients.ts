@@ -33,8 +33,21 @@ interface Recent extends VersionStep {
   at: number;
 }
 
+/**
+ * A page modelled since its join that nothing has been sent to yet: what its model starts from.
+ * The model itself is made at first need (the first version installed, or its first edit), the
+ * same as it would have been made at the join: an idle page costs these few fields (issue 15).
+ */
+interface Unborn {
+  version: number;
+  text: Text;
+  older: { version: number; text: Text }[];
+}
+
+const NO_OLDER: { version: number; text: Text }[] = [];
+
 export class VersionlessClients implements ServerView {
-  readonly #models = new Map<string, VersionlessModel>();
+  readonly #models = new Map<string, VersionlessModel | Unborn>();
   #recent: Recent[] = [];
   /** The text just before the oldest recent version. */
   #floor: { version: number; text: Text };
@@ -75,7 +88,8 @@ export class VersionlessClients implements ServerView {
   join(session: string, mode: Mode, versionless: boolean): RepairMessage[] {
     this.#models.delete(session);
     if (!versionless || mode !== 'edit') return [];
-    this.#models.set(session, new VersionlessModel(session, this.#version, this.#text, this.#sameLengthOlder()));
+    const older = this.#sameLengthOlder();
+    this.#models.set(session, { version: this.#version, text: this.#text, older: older.length === 0 ? NO_OLDER : older });
     return [];
   }
 
@@ -99,7 +113,11 @@ export class VersionlessClients implements ServerView {
   }
 
   model(session: string): VersionlessModel | undefined {
-    return this.#models.get(session);
+    const found = this.#models.get(session);
+    if (found === undefined || found instanceof VersionlessModel) return found;
+    const model = new VersionlessModel(session, found.version, found.text, found.older);
+    this.#models.set(session, model);
+    return model;
   }
 
   /** Models given up after an unexpected error (the page is then served as before issue 12). */
@@ -114,7 +132,7 @@ export class VersionlessClients implements ServerView {
 
   /** Its edit was refused (out of range, too large, store away): it holds what we do not. */
   refused(session: string): void {
-    this.#models.get(session)?.refused();
+    this.model(session)?.refused();
   }
 
   /** The repairs to send `session` now, in order (usually none, at most one that can land). */
@@ -131,7 +149,7 @@ export class VersionlessClients implements ServerView {
    * version, as before.
    */
   #guard<T>(session: string, use: (model: VersionlessModel) => T): T | undefined {
-    const model = this.#models.get(session);
+    const model = this.model(session);
     if (!model) return undefined;
     try {
       return use(model);
@@ -163,7 +181,7 @@ export class VersionlessClients implements ServerView {
     this.#version = version;
     this.#text = text;
     this.#floor = { version, text };
-    for (const model of this.#models.values()) model.historyLost();
+    for (const session of [...this.#models.keys()]) this.model(session)!.historyLost();
   }
 
   stepsAfter(version: number): VersionStep[] | null {

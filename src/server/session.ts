@@ -144,11 +144,7 @@ export class Session implements Transport {
     this.connection = hub.connection(this, codec);
     this.#raw = rawSocketOf(socket);
     sessions.add(this);
-    socket.on('message', this.#socketOnMessage);
-    socket.on('pong', this.#socketOnPong);
-    socket.on('close', this.#socketOnClose);
-    // Without an 'error' listener an oversized or invalid frame crashes the process.
-    socket.on('error', this.#socketOnError);
+    Session.#listenTo(socket, this);
   }
 
   /**
@@ -293,25 +289,46 @@ export class Session implements Transport {
     this.connection.detach();
   }
 
-  readonly #socketOnMessage = (data: RawData, isBinary: boolean): void => {
+  /**
+   * The socket's listeners are shared by every session (one function each, not four closures
+   * per connection: issue 15's idle memory); each finds its session on the socket.
+   */
+  static readonly #onMessage = function sessionOnMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+    const session = sessionOf(this);
     try {
-      if (isBinary !== (this.#codec === 'msgpack')) throw new ProtocolError(CloseCode.unsupportedData);
-      this.connection.receive(decodeFrame(toBytes(data), this.#codec));
+      if (isBinary !== (session.#codec === 'msgpack')) throw new ProtocolError(CloseCode.unsupportedData);
+      session.connection.receive(decodeFrame(toBytes(data), session.#codec));
     } catch (error) {
-      this.connection.fail(error);
-      this.#sessions.delete(this);
+      session.connection.fail(error);
+      session.#sessions.delete(session);
     }
   };
 
-  readonly #socketOnPong = (): void => {
-    this.isAlive = true;
+  static readonly #onPong = function sessionOnPong(this: WebSocket): void {
+    sessionOf(this).isAlive = true;
   };
 
-  readonly #socketOnClose = (): void => {
-    this.#release();
+  static readonly #onClose = function sessionOnClose(this: WebSocket): void {
+    sessionOf(this).#release();
   };
 
-  readonly #socketOnError = (): void => {
+  static readonly #onError = function sessionOnError(): void {
     // ws closes the socket itself with the right code (1007, 1009, 1002); 'close' follows.
   };
+
+  static #listenTo(socket: WebSocket, session: Session): void {
+    (socket as SocketWithSession)[SESSION] = session;
+    socket.on('message', Session.#onMessage);
+    socket.on('pong', Session.#onPong);
+    socket.on('close', Session.#onClose);
+    // Without an 'error' listener an oversized or invalid frame crashes the process.
+    socket.on('error', Session.#onError);
+  }
+}
+
+const SESSION = Symbol('session');
+type SocketWithSession = WebSocket & { [SESSION]?: Session };
+
+function sessionOf(socket: WebSocket): Session {
+  return (socket as SocketWithSession)[SESSION]!;
 }

@@ -185,15 +185,16 @@ async function stopTree(child: ChildProcess): Promise<void> {
   await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3_000))]);
 }
 
-export type ServerKind = 'naive' | 'codespace';
+export type ServerKind = 'naive' | 'floor' | 'codespace';
 
 /** Starts a server on a free port; `env` adds to the bench defaults. */
 export async function startServerProcess(name: string, kind: ServerKind, env: Record<string, string> = {}, root = ROOT): Promise<ServerProcess> {
   // The server as `make run` starts it (built JavaScript), where the checkout has a build.
   const built = kind === 'codespace' && existsSync(join(root, 'dist/main.js'));
-  const args = built ? ['dist/main.js'] : ['--import', 'tsx', kind === 'naive' ? 'bench/naive_server.ts' : 'src/main.ts'];
+  const script = kind === 'naive' ? 'bench/naive_server.ts' : kind === 'floor' ? 'bench/floor_relay.ts' : 'src/main.ts';
+  const args = built ? ['dist/main.js'] : ['--import', 'tsx', script];
   const child = track(spawn(process.execPath, args, {
-    cwd: kind === 'naive' ? ROOT : root,
+    cwd: kind === 'codespace' ? root : ROOT,
     env: {
       ...process.env,
       PORT: '0',
@@ -208,7 +209,7 @@ export async function startServerProcess(name: string, kind: ServerKind, env: Re
   }));
   // BENCH_SERVER_LOG=<file>: the servers' log lines (stderr) appended there, for a closer look.
   if (process.env.BENCH_SERVER_LOG) child.stderr?.on('data', (chunk: Buffer) => appendFileSync(process.env.BENCH_SERVER_LOG!, `[${name}] ${chunk}`));
-  const pattern = kind === 'naive' ? /naive listening on (\d+)/ : /listening on ws:\/\/[^:]+:(\d+)\//;
+  const pattern = kind === 'codespace' ? /listening on ws:\/\/[^:]+:(\d+)\// : /naive listening on (\d+)/;
   const match = await waitForLine(child, pattern, 30_000, name);
   return { name, pid: child.pid!, port: Number(match[1]), stop: () => stopTree(child) };
 }

@@ -8,7 +8,8 @@
  *   --cost-runs=N        cost runs per server, interleaved; the median is reported (default 3, quick 1)
  *   --cost-rates=a,b     per-client rates of the cost row (default 4,6,8)
  *   --idle-runs=N        idle runs per server, interleaved; the median is reported (default 3, quick 1)
- *   --servers=a,b        naive, memory (the default: workers = cores), inproc (WORKERS=0: channels
+ *   --servers=a,b        naive, floor (the least a ws relay can do: no parse, one pre-framed write per
+ *                        recipient; cost and idle CPU rows only), memory (the default: workers = cores), inproc (WORKERS=0: channels
  *                        on the main thread), redis, redis-x2 (INSTANCES=2 on Redis); default: all
  *                        (the store row always runs memory, file (DATA_DIR) and redis)
  *   --label=text         written into the results, e.g. the optimisation step being measured
@@ -41,10 +42,10 @@ const P99_BAR_MS = 50;
 const DELIVERED_BAR = 0.95;
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 
-type ServerName = 'naive' | 'baseline' | 'memory' | 'inproc' | 'redis' | 'redis-x2' | 'file';
+type ServerName = 'naive' | 'floor' | 'baseline' | 'memory' | 'inproc' | 'redis' | 'redis-x2' | 'file';
 const BASELINE_ROOT = flag('baseline');
 const redisAvailable = hasRedisServer();
-const wanted = (flag('servers') ?? (QUICK ? 'naive,memory' : 'naive,memory,file,inproc,redis,redis-x2')).split(',') as ServerName[];
+const wanted = (flag('servers') ?? (QUICK ? 'naive,memory' : 'naive,floor,memory,file,inproc,redis,redis-x2')).split(',') as ServerName[];
 if (BASELINE_ROOT && !wanted.includes('baseline')) wanted.splice(1, 0, 'baseline');
 const notes: string[] = [];
 const SERVERS = wanted.filter((name) => {
@@ -85,6 +86,7 @@ let redis: TestRedis | null = null;
 
 async function startNamed(name: ServerName, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
   if (name === 'naive') return startServerProcess(name, 'naive', extraEnv);
+  if (name === 'floor') return startServerProcess(name, 'floor', extraEnv);
   if (name === 'baseline') return startServerProcess(name, 'codespace', extraEnv, BASELINE_ROOT);
   if (name === 'inproc') return startServerProcess(name, 'codespace', { WORKERS: '0', ...extraEnv });
   const env: Record<string, string> = { ...extraEnv };
@@ -182,7 +184,7 @@ const COST_STEP_S = QUICK ? 3 : 4;
 async function costRun(name: ServerName): Promise<CostStep[]> {
   const server = await startNamed(name);
   const loadgen = startLoadGenerator();
-  const workerThreads = name === 'naive' || name === 'inproc' ? 0 : name === 'redis-x2' ? 2 : cpus().length;
+  const workerThreads = name === 'naive' || name === 'floor' || name === 'inproc' ? 0 : name === 'redis-x2' ? 2 : cpus().length;
   try {
     const shape = SHAPES[0];
     const joined = await loadgen.run<{ connected: number }>({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms: shape.rooms, clients: shape.clients, prefix: `tmp-bench-cost-${Date.now()}` });
@@ -343,7 +345,7 @@ async function idleCpu(name: ServerName): Promise<Record<string, unknown>> {
     const started = performance.now();
     await sleep(IDLE_CPU_WINDOW_S * 1000);
     const seconds = (performance.now() - started) / 1000;
-    const split = threadCpuBetween(before, threadCpuSeconds(server.pid), name === 'naive' ? 0 : cpus().length);
+    const split = threadCpuBetween(before, threadCpuSeconds(server.pid), name === 'naive' || name === 'floor' ? 0 : cpus().length);
     const total = split.main + split.threads.reduce((sum, each) => sum + each, 0) + split.helpers;
     const result = { server: name, connections: joined.connected, codespaces: rooms, windowS: round2(seconds), cores: round2(total / seconds), mainCores: round2(split.main / seconds), cpuMsPerS: round2((total * 1000) / seconds) };
     log(`${name} idle cpu: ${JSON.stringify(result)}`);
@@ -514,6 +516,8 @@ async function main(): Promise<void> {
     if (ONLY.has('cost')) {
       // inproc (WORKERS=0) is a diagnostic of the thread hop, not a figure of issue 15.
       const names = SERVERS.filter((name) => name !== 'inproc');
+      // Elsewhere the floor relay (no parse, one pre-framed write per recipient) is left out: it is the cost row's lower bound.
+
       const runs = new Map<ServerName, CostStep[][]>(names.map((name) => [name, []]));
       for (let run = 0; run < COST_RUNS; run++) for (const name of names) runs.get(name)!.push(await costRun(name));
       // Per rate, the run with the median CPU per delivery.
@@ -530,7 +534,7 @@ async function main(): Promise<void> {
       results.fanout = [];
       for (const shape of SHAPES) {
         let previousBest = 0;
-        for (const name of SERVERS) {
+        for (const name of SERVERS.filter((each) => each !== 'floor')) {
           // Start near where the previous server topped out: fewer steps for the same answer.
           const start = previousBest > 0 ? Math.max(0.25, (previousBest * 0.7) / (shape.rooms * shape.clients * (shape.clients - 1))) : 3;
           const row = await sweep(name, shape, start);
@@ -546,7 +550,7 @@ async function main(): Promise<void> {
       const naiveRow = results.fanout?.find((row: any) => row.server === 'naive' && row.shape === shape.name)?.best as StepResult | undefined;
       const rate = naiveRow ? round2(naiveRow.ratePerClient / 4) : 2;
       results.latency = { shape: shape.name, ratePerClient: rate, rows: [] };
-      for (const name of SERVERS) {
+      for (const name of SERVERS.filter((each) => each !== 'floor')) {
         const result = await latencyAt(name, shape, rate);
         results.latency.rows.push({ server: name, result });
       }
@@ -562,7 +566,7 @@ async function main(): Promise<void> {
     }
     if (ONLY.has('idlecpu')) {
       results.idleCpu = [];
-      for (const name of SERVERS.filter((each) => each === 'naive' || each === 'memory' || each === 'file' || each === 'baseline')) results.idleCpu.push(await idleCpu(name));
+      for (const name of SERVERS.filter((each) => each === 'naive' || each === 'floor' || each === 'memory' || each === 'file' || each === 'baseline')) results.idleCpu.push(await idleCpu(name));
     }
     if (ONLY.has('recovery')) results.recovery = await recovery();
     if (ONLY.has('abuse')) {

@@ -12,6 +12,7 @@
  *                        recipient; cost and idle CPU rows only), memory (the default: workers = cores), inproc (WORKERS=0: channels
  *                        on the main thread), redis, redis-x2 (INSTANCES=2 on Redis); default: all
  *                        (the store row always runs memory, file (DATA_DIR) and redis)
+ *   --idle-settle-s=N    seconds between the last join and the idle CPU window (default 3)
  *   --label=text         written into the results, e.g. the optimisation step being measured
  *   --summarise=FILE     only rewrite latest.md from a results file
  *   --baseline=DIR       also run "baseline": this server (memory backplane) from another checkout
@@ -327,6 +328,9 @@ async function idle(name: ServerName): Promise<Record<string, unknown>> {
   }
 }
 
+/** Seconds between the last join and the measured window (`--idle-settle-s`). */
+const IDLE_CPU_SETTLE_S = Number(flag('idle-settle-s') ?? 3);
+
 /** One full ping round at the default PING_INTERVAL_MS: the sweep pings every connection once in it. */
 const IDLE_CPU_WINDOW_S = QUICK ? 10 : defaultConfig().pingIntervalMs / 1000;
 
@@ -340,7 +344,7 @@ async function idleCpu(name: ServerName): Promise<Record<string, unknown>> {
   try {
     const rooms = QUICK ? 200 : 1_000;
     const joined = await loadgen.run<{ connected: number }>({ cmd: 'open', host: '127.0.0.1', port: server.port, rooms, clients: 10, prefix: `tmp-bench-idlecpu-${Date.now()}`, inFlight: 200 }, 180_000);
-    await sleep(3_000);
+    await sleep(IDLE_CPU_SETTLE_S * 1000);
     const before = threadCpuSeconds(server.pid);
     const started = performance.now();
     await sleep(IDLE_CPU_WINDOW_S * 1000);

@@ -58,7 +58,7 @@ test-bun: install tools
 	./node_modules/.bin/bun --bun ./node_modules/vitest/vitest.mjs run $(ARGS)
 
 # Benchmark suite (bench/README.md): fan-out sweeps, latency, idle memory, joins, recovery, each
-# against a naive ws relay run the same way; about 20 minutes here, stopped at 30 (ARGS="--quick": about 4).
+# against a naive ws relay run the same way; about 20 minutes here, stopped at 30 (ARGS="--quick": about 3).
 bench: build
 	timeout 1800 node --import tsx bench/run.ts $(ARGS)
 

@@ -134,9 +134,14 @@ export class ChannelRef {
     return relayed;
   }
 
+  /** Its `connected` or one of its edits is still with the actor: what it sends since waits. */
+  #isBehind(sender: string): boolean {
+    return !this.#welcomed.has(sender) || (this.#unanswered.get(sender)?.length ?? 0) > 0;
+  }
+
   #relaySelection(sender: string, msg: ClientMessage): void {
     const held = this.#heldSelections.get(sender);
-    if (held || !this.#welcomed.has(sender) || (this.#unanswered.get(sender)?.length ?? 0) > 0) {
+    if (held || this.#isBehind(sender)) {
       if (!held) this.#heldSelections.set(sender, [msg]);
       else if (held.push(msg) > MAX_HELD_SELECTIONS) held.shift();
       return;
@@ -166,7 +171,7 @@ export class ChannelRef {
     if (!this.#heldSelections.has(sender)) return;
     queueMicrotask(() => {
       const held = this.#heldSelections.get(sender);
-      if (!held || !this.#welcomed.has(sender) || (this.#unanswered.get(sender)?.length ?? 0) > 0) return;
+      if (!held || this.#isBehind(sender)) return;
       this.#heldSelections.delete(sender);
       for (const msg of held) this.#relayNow(sender, msg);
     });

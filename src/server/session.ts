@@ -128,6 +128,8 @@ export class Session implements Transport {
   /** Frames waiting for this turn's write, and their bytes. */
   #queue: Buffer[] = EMPTY_QUEUE;
   #queuedBytes = 0;
+  /** `ws.send`'s options for this session's frames (the path without the fast one). */
+  readonly #sendOptions: typeof AS_BINARY | typeof AS_TEXT;
   readonly #presenceDelayMs: number;
   /** Presence frames held (PRESENCE_DELAY_MS), their bytes, and when they are due out. */
   #presence: Uint8Array[] | null = null;
@@ -141,6 +143,7 @@ export class Session implements Transport {
     this.#hub = hub;
     this.#softLimit = hub.config.slowConsumerBytes;
     this.#presenceDelayMs = hub.config.presenceDelayMs;
+    this.#sendOptions = codec === 'msgpack' ? AS_BINARY : AS_TEXT;
     this.connection = hub.connection(this, codec);
     this.#raw = rawSocketOf(socket);
     sessions.add(this);
@@ -188,7 +191,7 @@ export class Session implements Transport {
     this.#presenceBytes = 0;
     presenceHolders.delete(this);
     if (this.socket.readyState !== this.socket.OPEN) return;
-    if (this.#raw === null) for (const bytes of held) this.socket.send(bytes, this.#codec === 'msgpack' ? AS_BINARY : AS_TEXT);
+    if (this.#raw === null) for (const bytes of held) this.socket.send(bytes, this.#sendOptions);
     else for (const frame of held) this.#enqueue(frame as Buffer);
   }
 
@@ -200,7 +203,7 @@ export class Session implements Transport {
   #send(bytes: Uint8Array): void {
     if (this.#presence !== null) this.releasePresence();
     if (this.#raw === null) {
-      this.socket.send(bytes, this.#codec === 'msgpack' ? AS_BINARY : AS_TEXT);
+      this.socket.send(bytes, this.#sendOptions);
       return;
     }
     this.#enqueue(framed(bytes, this.#codec === 'msgpack'));

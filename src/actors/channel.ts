@@ -204,8 +204,8 @@ export class Channel {
   async #insertValue(session: string, request: InsertValueRequest): Promise<void> {
     const member = this.#members.get(session);
     if (!member) return; // it left while this message was on its way: nobody to answer
-    if (member.mode !== 'edit') return this.#refuse(session, 'forbidden', 'this connection is view_only', request.ref);
-    if (this.#overBudget()) return this.#refuse(session, 'unavailable', 'the server is short of memory; send it again later', request.ref);
+    const refusal = this.#editRefusal(member);
+    if (refusal) return this.#refuse(session, refusal.code, refusal.message, request.ref);
     const edit = this.#editRequestOf(session, request);
     if (!edit) return;
     for (let attempt = 1; ; attempt++) {
@@ -260,11 +260,12 @@ export class Channel {
     const entries: LogEntry[] = [];
     for (const { session, request } of edits) {
       const member = this.#members.get(session);
+      const refusal = member && this.#editRefusal(member);
       if (!member) outcomes.push({ kind: 'gone' });
-      else if (member.mode !== 'edit') outcomes.push({ kind: 'refuse', code: 'forbidden', message: 'this connection is view_only' });
-      else if (this.#overBudget()) outcomes.push({ kind: 'refuse', code: 'unavailable', message: 'the server is short of memory; send it again later' });
+      else if (refusal) outcomes.push({ kind: 'refuse', ...refusal });
       else {
-        const prepared = doc.prepare({ changes: request.changes, docLength: request.doc_length, version: request.version, ref: request.ref }, session, member.author);
+        // A versioned edit: taken as made on its version (its author is no version-less page).
+        const prepared = doc.prepare(this.#editRequestOf(session, request)!, session, member.author);
         if (prepared.kind === 'duplicate') outcomes.push({ kind: 'duplicate', version: prepared.version });
         else if (prepared.kind === 'rejected') outcomes.push({ kind: 'refuse', code: prepared.code, message: prepared.message });
         else {
@@ -289,8 +290,6 @@ export class Channel {
       const { session, request } = edits[i];
       const outcome = outcomes[i];
       if (outcome.kind === 'gone') continue;
-      // A versioned edit: its author is no version-less page (#editRequestOf).
-      this.#versionless.forget(session);
       if (outcome.kind === 'refuse') this.#refuse(session, outcome.code, outcome.message, request.ref);
       else if (outcome.kind === 'duplicate') this.#ack(session, outcome.version, request.ref);
       else {
@@ -301,6 +300,13 @@ export class Channel {
       }
     }
     await this.#snapshotIfDue();
+  }
+
+  /** Why `member` may not edit now (view_only, or its thread short of memory), or null. */
+  #editRefusal(member: Member): { code: ErrorCode; message: string } | null {
+    if (member.mode !== 'edit') return { code: 'forbidden', message: 'this connection is view_only' };
+    if (this.#overBudget()) return { code: 'unavailable', message: 'the server is short of memory; send it again later' };
+    return null;
   }
 
   /** An insert_value, then the repair its author needs if it is a version-less client. */

@@ -152,15 +152,11 @@ export class ChannelRef {
   /** As the actor would: stamped with its sender and version, to every other welcomed member. */
   #relayNow(sender: string, msg: ClientMessage): void {
     const relayed = { ...msg, sender, version: this.#version };
-    const coalesce = `s:${sender}`;
     let json: Uint8Array | null = null;
     let msgpack: Uint8Array | null = null;
-    for (const member of this.#members.values()) {
-      if (member.id === sender || !this.#welcomed.has(member.id)) continue;
-      const bytes = member.codec === 'json' ? (json ??= encodeMessage(relayed, 'json')) : (msgpack ??= encodeMessage(relayed, 'msgpack'));
-      member.deliver(bytes, coalesce);
-      this.#relayed++;
-    }
+    // Encoded once per codec a recipient uses, at the first such recipient.
+    const bytesFor = (codec: Codec): Uint8Array => (codec === 'json' ? (json ??= encodeMessage(relayed, 'json')) : (msgpack ??= encodeMessage(relayed, 'msgpack')));
+    this.#relayed += this.#fanOut(sender, bytesFor, `s:${sender}`);
   }
 
   /**
@@ -278,7 +274,7 @@ export class ChannelRef {
         return;
       case 'broadcast':
         if (envelope.version !== undefined) this.#version = envelope.version;
-        this.#fanOut(envelope.except, envelope.json, envelope.msgpack, envelope.coalesce);
+        this.#fanOut(envelope.except, (codec) => (codec === 'json' ? envelope.json : envelope.msgpack), envelope.coalesce);
         if (envelope.at !== undefined) this.#events.fannedOut((performance.timeOrigin + performance.now() - envelope.at) / 1000);
         return;
       case 'store_load':
@@ -310,12 +306,17 @@ export class ChannelRef {
     }
   }
 
-  #fanOut(except: string | null, json: Uint8Array | null, msgpack: Uint8Array | null, coalesce: string | undefined): void {
+  /** To every welcomed member but `except`, the bytes of its codec; returns how many got them. */
+  #fanOut(except: string | null, bytesFor: (codec: Codec) => Uint8Array | null, coalesce: string | undefined): number {
+    let delivered = 0;
     for (const member of this.#members.values()) {
       if (member.id === except || !this.#welcomed.has(member.id)) continue;
-      const bytes = member.codec === 'json' ? json : msgpack;
-      if (bytes) member.deliver(bytes, coalesce);
+      const bytes = bytesFor(member.codec);
+      if (!bytes) continue;
+      member.deliver(bytes, coalesce);
+      delivered++;
     }
+    return delivered;
   }
 }
 
